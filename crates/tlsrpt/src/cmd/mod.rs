@@ -1,0 +1,7 @@
+//! One module per subcommand.
+
+pub mod check;
+pub mod report;
+pub mod serve;
+pub mod simulate;
+pub mod validate;
