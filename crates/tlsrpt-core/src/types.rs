@@ -241,7 +241,9 @@ mod tests {
     fn result_types_round_trip_and_codes_are_inverse() {
         for rt in KNOWN_RESULT_TYPES.iter() {
             assert_eq!(&ResultType::parse(rt.as_str()), rt);
-            let code = rt.datagram_code().expect("every RFC type has a libtlsrpt code");
+            let code = rt
+                .datagram_code()
+                .expect("every RFC type has a libtlsrpt code");
             assert_eq!(ResultType::from_datagram_code(code).as_ref(), Some(rt));
         }
         assert_eq!(ResultType::from_datagram_code(901), None);
