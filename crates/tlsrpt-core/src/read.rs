@@ -1,1 +1,1704 @@
-//! (work in progress)
+//! The lenient report reader: accept what real senders send, keep every datum, and say
+//! precisely what was tolerated.
+//!
+//! Real TLS reports stray from RFC 8460 in many small ways (REQUIREMENTS §13.3, §14): `mx-host`
+//! as a bare string, `null` contact-info, date-times without an offset, a TLSA policy-string
+//! JSON-encoded twice, `""` for absent values. A receiver that rejects those loses most of its
+//! reports; one that silently "fixes" them hides what senders do. So this reader keeps the data,
+//! and records one [`Deviation`] per quirk (REQUIREMENTS RCV-11).
+//!
+//! What cannot be tolerated is a report that cannot be attributed or counted: no `report-id`,
+//! no `date-range`, no `policies` array, a policy without type or summary counts, a failure
+//! detail without result type or count, a count that is negative or not an integer, a policy
+//! that is not `no-policy-found` and has no `policy-domain`. Those give
+//! [`ReadError::Invalid`], which lists **every** such problem at once so the sender (or the
+//! operator) can fix them in one go.
+//!
+//! # Decisions where the RFC is silent
+//!
+//! * **Duplicate member names** (REQUIREMENTS JSON-01, I-JSON): rejected with
+//!   [`ReadError::DuplicateKey`]. Keeping either value would let two parsers read different
+//!   counts from the same report, and no known sender emits duplicates.
+//! * **Trailing bytes after the gzip member**: rejected ([`ReadError::GzipTrailingData`]). A
+//!   report is one JSON document in one member; a second member or garbage means the file was
+//!   damaged or crafted, and the concatenation could not be one JSON text anyway.
+//! * **A UTF-8 byte order mark** before the JSON is skipped and reported (JSON-01; RFC 8259 §8.1
+//!   lets parsers ignore it).
+//! * **Counts**: integers `0 ..= 2^53-1` (I-JSON). Negative, fractional or larger values are
+//!   errors (JSON-32). An integral float such as `7.0` and a numeric string such as `"7"` are
+//!   accepted as deviations.
+//! * **Unknown members** are ignored and each reported once (RCV-11), never rejected.
+//! * **Wrongly typed values** (an object where a string belongs, ...) are errors: there is no
+//!   meaning to keep.
+//! * **Failure-detail totals** that differ from `total-failure-session-count` are reported with
+//!   rule JSON-30 as a note: failure types and policies overlap, so this is never an error.
+//! * **Bounded messages**: at most [`MAX_PROBLEMS`] problems and [`MAX_DEVIATIONS`] deviations
+//!   are kept (plus one entry counting the rest), input echoed in a message is cut to 64
+//!   characters and escaped, and the one-line `Display` of [`ReadError::Invalid`] names the
+//!   first 20 problems. A hostile report cannot turn into megabytes of log text.
+//! * **IP addresses** are kept as written; non-canonical ones (RFC 5952) and non-addresses
+//!   (`x.x.x.x`) are reported (JSON-22, JSON-25); the writer canonicalises or omits them.
+//!
+//! # Speed
+//!
+//! The JSON text is parsed once by `serde_json` into a small borrowed tree (member names and
+//! escape-free strings point into the input), enforcing depth, length and duplicate limits while
+//! it is built; the tree is then walked with JSON paths. `benches/report.rs` compares this with
+//! `serde_json::from_slice::<serde_json::Value>` on the same bytes.
+
+use std::borrow::Cow;
+use std::cell::Cell;
+use std::collections::HashSet;
+use std::fmt;
+use std::io::Read;
+use std::net::IpAddr;
+
+use jiff::Timestamp;
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+
+use crate::deviation::Deviation;
+use crate::naming::short;
+use crate::report::{DateRange, FailureDetail, Policy, PolicyResult, Report, Summary};
+use crate::types::{PolicyType, ResultType};
+
+/// The largest count a report may carry: 2^53-1, the I-JSON integer limit (REQUIREMENTS
+/// JSON-01, JSON-32).
+pub const MAX_COUNT: u64 = (1 << 53) - 1;
+
+/// Hard limits on untrusted input. Every limit, when exceeded, gives an error that names it.
+///
+/// The defaults are generous for any real report and still keep the work for one hostile
+/// input small (tens of MiB of memory, well under a second).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest accepted input as given (compressed or not). Default 10 MiB: the size limit
+    /// commonly seen for reports, which receivers should accept (REQUIREMENTS DLV-02).
+    pub max_input_bytes: usize,
+    /// Largest accepted gzip output. Default 20 MiB, as mox allows (REQUIREMENTS DLV-02); a
+    /// gzip bomb stops here with bounded memory.
+    pub max_decompressed_bytes: usize,
+    /// Deepest accepted JSON nesting (the top-level object is depth 1). A report needs 5
+    /// (`policies[].failure-details[]`); default 16 leaves room for extension members while
+    /// keeping recursion shallow.
+    pub max_depth: usize,
+    /// Most elements in one JSON array, most members in one JSON object, and most values in
+    /// the whole document (array elements plus object members). Default 1,000,000: a 20 MiB
+    /// report of real shape has well under that, and the parsed tree stays under ~60 MiB.
+    pub max_array_len: usize,
+    /// Most elements of `policies`. Default 100,000: one per recipient domain and policy is
+    /// plenty even for a large provider's daily report.
+    pub max_policies: usize,
+    /// Most elements of one policy's `failure-details`. Default 1,000,000 (each distinct
+    /// sending IP, receiving IP and reason gives its own entry, REQUIREMENTS JSON-31).
+    pub max_failure_details: usize,
+    /// Longest accepted JSON string or member name, in bytes. Default 64 KiB: a policy-string
+    /// line or a URI is far shorter; an MTA-STS policy file is at most 64 KB (STS-03).
+    pub max_string_len: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_input_bytes: 10 * 1024 * 1024,
+            max_decompressed_bytes: 20 * 1024 * 1024,
+            max_depth: 16,
+            max_array_len: 1_000_000,
+            max_policies: 100_000,
+            max_failure_details: 1_000_000,
+            max_string_len: 64 * 1024,
+        }
+    }
+}
+
+/// A report as read, with every deviation that was tolerated on the way.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reading {
+    /// The report, with all data the sender gave.
+    pub report: Report,
+    /// What was tolerated, in the order met: top-level members in RFC 8460 §4.4 order, then
+    /// each policy in turn.
+    pub deviations: Vec<Deviation>,
+}
+
+/// One reason a report is unusable, at a JSON path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// JSON path such as `policies[1].summary.total-failure-session-count`; `$` for the
+    /// document itself.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// Where in the input text something happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Position {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column (in bytes).
+    pub column: usize,
+    /// 0-based byte offset into the JSON text.
+    pub offset: usize,
+}
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "line {} column {} (byte {})",
+            self.line, self.column, self.offset
+        )
+    }
+}
+
+/// Why a report could not be read. Each message names the limit, the byte offset or the JSON
+/// path and the problem.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ReadError {
+    /// The input is larger than `max_input_bytes`.
+    #[error("input is {len} bytes, over the limit max_input_bytes = {max}")]
+    InputTooLarge {
+        /// Input length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The gzip output would exceed `max_decompressed_bytes` (a gzip bomb, or just too big).
+    #[error("gzip output exceeds the limit max_decompressed_bytes = {max}")]
+    DecompressedTooLarge {
+        /// The limit.
+        max: usize,
+    },
+    /// [`gunzip`] was given data without the gzip magic `1f 8b`.
+    #[error("not gzip data: the first bytes are not the gzip magic 1f 8b")]
+    NotGzip,
+    /// The gzip stream is damaged or truncated.
+    #[error("bad gzip data: {0}")]
+    Gzip(String),
+    /// Bytes follow the (single) gzip member.
+    #[error("{count} bytes of trailing data after the gzip member, at byte {offset}")]
+    GzipTrailingData {
+        /// Offset of the first byte after the member.
+        offset: usize,
+        /// How many bytes follow.
+        count: usize,
+    },
+    /// [`read_json`] was given gzip data (magic `1f 8b`); [`read_report`] detects it.
+    #[error("input is gzip-compressed (magic 1f 8b), not plain JSON")]
+    UnexpectedGzip,
+    /// The input is empty (or only whitespace).
+    #[error("empty input: no JSON report")]
+    Empty,
+    /// The JSON text is not UTF-8 (RFC 8259 §8.1, I-JSON).
+    #[error("invalid UTF-8 at byte {offset}")]
+    Utf8 {
+        /// Offset of the first invalid byte.
+        offset: usize,
+    },
+    /// The text is not JSON.
+    #[error("not JSON: {message} at {at}")]
+    Syntax {
+        /// Where.
+        at: Position,
+        /// serde_json's description.
+        message: String,
+    },
+    /// A structural limit was hit while parsing.
+    #[error("limit {limit} = {max} exceeded at {at}")]
+    Limit {
+        /// Which field of [`Limits`].
+        limit: &'static str,
+        /// Its value.
+        max: usize,
+        /// Where.
+        at: Position,
+    },
+    /// A count limit (`max_policies`, `max_failure_details`) was hit at a JSON path.
+    #[error("limit {limit} = {max} exceeded at {path} ({len} elements)")]
+    TooMany {
+        /// Which field of [`Limits`].
+        limit: &'static str,
+        /// Its value.
+        max: usize,
+        /// The array's path.
+        path: String,
+        /// Its length.
+        len: usize,
+    },
+    /// An object repeats a member name (REQUIREMENTS JSON-01).
+    #[error("duplicate member name \"{key}\" at {at} (I-JSON forbids it, JSON-01)")]
+    DuplicateKey {
+        /// The repeated name.
+        key: String,
+        /// Where the second one ends.
+        at: Position,
+    },
+    /// The JSON text is not an object.
+    #[error("$: a report must be a JSON object, found {found}")]
+    NotAnObject {
+        /// What was found instead.
+        found: &'static str,
+    },
+    /// The report is JSON but unusable; every problem found is listed.
+    #[error("unusable report: {}", join_problems(.0))]
+    Invalid(Vec<Problem>),
+}
+
+/// How many problems the one-line `Display` of [`ReadError::Invalid`] lists; the vector
+/// keeps more (up to [`MAX_PROBLEMS`]).
+const SHOWN_PROBLEMS: usize = 20;
+
+/// Most problems kept for one report, and most deviations: a hostile report with a million
+/// bad entries gives a bounded list plus one summary entry, not a million messages.
+pub const MAX_PROBLEMS: usize = 1000;
+
+/// See [`MAX_PROBLEMS`].
+pub const MAX_DEVIATIONS: usize = 1000;
+
+fn join_problems(p: &[Problem]) -> String {
+    let mut s = String::new();
+    for (i, x) in p.iter().take(SHOWN_PROBLEMS).enumerate() {
+        if i > 0 {
+            s.push_str("; ");
+        }
+        s.push_str(&x.to_string());
+    }
+    if p.len() > SHOWN_PROBLEMS {
+        s.push_str(&format!("; and {} more", p.len() - SHOWN_PROBLEMS));
+    }
+    s
+}
+
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// True when `bytes` start with the gzip magic `1f 8b` (RFC 1952 §2.3.1).
+pub fn is_gzip(bytes: &[u8]) -> bool {
+    bytes.starts_with(&GZIP_MAGIC)
+}
+
+/// Reads a report, gzip (detected by the magic `1f 8b`, whatever the file is called or
+/// labelled) or plain JSON. `max_input_bytes` applies to `bytes`; the JSON inside a gzip
+/// stream is bounded by `max_decompressed_bytes` instead.
+pub fn read_report(bytes: &[u8], limits: &Limits) -> Result<Reading, ReadError> {
+    if is_gzip(bytes) {
+        let json = gunzip(bytes, limits)?;
+        read_json_text(&json, limits)
+    } else {
+        read_json(bytes, limits)
+    }
+}
+
+/// Reads a plain JSON report (no gzip detection), bounded by `max_input_bytes`.
+pub fn read_json(bytes: &[u8], limits: &Limits) -> Result<Reading, ReadError> {
+    if bytes.len() > limits.max_input_bytes {
+        return Err(ReadError::InputTooLarge {
+            len: bytes.len(),
+            max: limits.max_input_bytes,
+        });
+    }
+    if is_gzip(bytes) {
+        return Err(ReadError::UnexpectedGzip);
+    }
+    read_json_text(bytes, limits)
+}
+
+/// Decompresses one gzip member (RFC 1952) with bounded output: the decoder is read through
+/// `take(max_decompressed_bytes + 1)`, so a bomb costs at most that much memory and time.
+pub fn gunzip(bytes: &[u8], limits: &Limits) -> Result<Vec<u8>, ReadError> {
+    if bytes.len() > limits.max_input_bytes {
+        return Err(ReadError::InputTooLarge {
+            len: bytes.len(),
+            max: limits.max_input_bytes,
+        });
+    }
+    if !is_gzip(bytes) {
+        return Err(ReadError::NotGzip);
+    }
+    let cap = limits.max_decompressed_bytes;
+    let mut decoder = flate2::bufread::GzDecoder::new(bytes);
+    let mut out = Vec::with_capacity(bytes.len().saturating_mul(4).min(cap));
+    let read = (&mut decoder)
+        .take(cap as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                ReadError::Gzip("truncated stream".into())
+            } else {
+                ReadError::Gzip(e.to_string())
+            }
+        })?;
+    if read > cap {
+        return Err(ReadError::DecompressedTooLarge { max: cap });
+    }
+    let rest = decoder.into_inner();
+    if !rest.is_empty() {
+        return Err(ReadError::GzipTrailingData {
+            offset: bytes.len() - rest.len(),
+            count: rest.len(),
+        });
+    }
+    Ok(out)
+}
+
+// ------------------------------------------------------------------------------------------
+// Parsing into a small borrowed tree, with limits.
+
+/// A JSON value that borrows from the input where it can.
+#[derive(Debug)]
+enum Node<'de> {
+    Null,
+    Bool,
+    U64(u64),
+    I64(i64),
+    F64(f64),
+    Str(Cow<'de, str>),
+    Arr(Vec<Node<'de>>),
+    Obj(Vec<(Cow<'de, str>, Node<'de>)>),
+}
+
+impl Node<'_> {
+    fn kind(&self) -> &'static str {
+        match self {
+            Node::Null => "null",
+            Node::Bool => "a boolean",
+            Node::U64(_) | Node::I64(_) | Node::F64(_) => "a number",
+            Node::Str(_) => "a string",
+            Node::Arr(_) => "an array",
+            Node::Obj(_) => "an object",
+        }
+    }
+}
+
+/// A limit hit inside the visitor; serde_json only carries a message, so the typed cause is
+/// kept here and combined with serde_json's position afterwards.
+#[derive(Clone, Debug)]
+enum Hit {
+    Limit(&'static str, usize),
+    Duplicate(String),
+}
+
+struct Ctx<'l> {
+    limits: &'l Limits,
+    hit: Cell<Option<Hit>>,
+    /// JSON values built so far (array elements and object members), against
+    /// `max_array_len` for the whole document: bounds the tree's memory to a few tens of
+    /// bytes per value whatever the input's shape.
+    values: Cell<usize>,
+}
+
+impl Ctx<'_> {
+    fn count_value<E: de::Error>(&self) -> Result<(), E> {
+        let n = self.values.get() + 1;
+        self.values.set(n);
+        if n > self.limits.max_array_len {
+            return Err(self.fail(Hit::Limit("max_array_len", self.limits.max_array_len)));
+        }
+        Ok(())
+    }
+
+    fn fail<E: de::Error>(&self, hit: Hit) -> E {
+        let msg = match &hit {
+            Hit::Limit(l, _) => format!("limit {l}"),
+            Hit::Duplicate(k) => format!("duplicate key {k}"),
+        };
+        self.hit.set(Some(hit));
+        E::custom(msg)
+    }
+}
+
+#[derive(Clone, Copy)]
+struct NodeSeed<'c, 'l> {
+    ctx: &'c Ctx<'l>,
+    depth: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for NodeSeed<'_, '_> {
+    type Value = Node<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Node<'de>, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for NodeSeed<'_, '_> {
+    type Value = Node<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Node<'de>, E> {
+        Ok(Node::Null)
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Node<'de>, E> {
+        {
+            let _ = v;
+            Ok(Node::Bool)
+        }
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Node<'de>, E> {
+        Ok(Node::U64(v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Node<'de>, E> {
+        Ok(Node::I64(v))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Node<'de>, E> {
+        Ok(Node::F64(v))
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Node<'de>, E> {
+        self.check_str(v)?;
+        Ok(Node::Str(Cow::Borrowed(v)))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Node<'de>, E> {
+        self.check_str(v)?;
+        Ok(Node::Str(Cow::Owned(v.to_owned())))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Node<'de>, E> {
+        self.check_str(&v)?;
+        Ok(Node::Str(Cow::Owned(v)))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node<'de>, A::Error> {
+        let limits = self.ctx.limits;
+        let depth = self.depth + 1;
+        if depth > limits.max_depth {
+            return Err(self.ctx.fail(Hit::Limit("max_depth", limits.max_depth)));
+        }
+        let child = NodeSeed {
+            ctx: self.ctx,
+            depth,
+        };
+        let mut v = Vec::new();
+        while let Some(n) = seq.next_element_seed(child)? {
+            self.ctx.count_value()?;
+            if v.len() >= limits.max_array_len {
+                return Err(self
+                    .ctx
+                    .fail(Hit::Limit("max_array_len", limits.max_array_len)));
+            }
+            v.push(n);
+        }
+        Ok(Node::Arr(v))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node<'de>, A::Error> {
+        let limits = self.ctx.limits;
+        let depth = self.depth + 1;
+        if depth > limits.max_depth {
+            return Err(self.ctx.fail(Hit::Limit("max_depth", limits.max_depth)));
+        }
+        let child = NodeSeed {
+            ctx: self.ctx,
+            depth,
+        };
+        let mut members: Vec<(Cow<'de, str>, Node<'de>)> = Vec::new();
+        // Small objects (all of a report's) are checked for duplicates by a linear scan; a
+        // hash set takes over for big ones so a hostile object stays linear.
+        let mut seen: Option<HashSet<Cow<'de, str>>> = None;
+        while let Some(key) = map.next_key_seed(KeySeed { ctx: self.ctx })? {
+            self.ctx.count_value()?;
+            if members.len() >= limits.max_array_len {
+                return Err(self
+                    .ctx
+                    .fail(Hit::Limit("max_array_len", limits.max_array_len)));
+            }
+            let dup = match &mut seen {
+                Some(set) => !set.insert(key.clone()),
+                None => {
+                    let dup = members.iter().any(|(k, _)| *k == key);
+                    if members.len() >= 16 {
+                        let mut set: HashSet<Cow<'de, str>> =
+                            members.iter().map(|(k, _)| k.clone()).collect();
+                        set.insert(key.clone());
+                        seen = Some(set);
+                    }
+                    dup
+                }
+            };
+            if dup {
+                return Err(self.ctx.fail(Hit::Duplicate(short(&key).to_owned())));
+            }
+            let value = map.next_value_seed(child)?;
+            members.push((key, value));
+        }
+        Ok(Node::Obj(members))
+    }
+}
+
+impl NodeSeed<'_, '_> {
+    fn check_str<E: de::Error>(&self, v: &str) -> Result<(), E> {
+        let max = self.ctx.limits.max_string_len;
+        if v.len() > max {
+            return Err(self.ctx.fail(Hit::Limit("max_string_len", max)));
+        }
+        Ok(())
+    }
+}
+
+struct KeySeed<'c, 'l> {
+    ctx: &'c Ctx<'l>,
+}
+
+impl<'de> DeserializeSeed<'de> for KeySeed<'_, '_> {
+    type Value = Cow<'de, str>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Cow<'de, str>, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed<'_, '_> {
+    type Value = Cow<'de, str>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a member name")
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Cow<'de, str>, E> {
+        self.check(v)?;
+        Ok(Cow::Borrowed(v))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Cow<'de, str>, E> {
+        self.check(v)?;
+        Ok(Cow::Owned(v.to_owned()))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Cow<'de, str>, E> {
+        self.check(&v)?;
+        Ok(Cow::Owned(v))
+    }
+}
+
+impl KeySeed<'_, '_> {
+    fn check<E: de::Error>(&self, v: &str) -> Result<(), E> {
+        let max = self.ctx.limits.max_string_len;
+        if v.len() > max {
+            return Err(self.ctx.fail(Hit::Limit("max_string_len", max)));
+        }
+        Ok(())
+    }
+}
+
+/// Byte offset of serde_json's (line, column) in `text`.
+fn position(text: &str, line: usize, column: usize) -> Position {
+    let mut offset = 0usize;
+    if line > 1 {
+        let mut seen = 1usize;
+        for (i, b) in text.bytes().enumerate() {
+            if b == b'\n' {
+                seen += 1;
+                if seen == line {
+                    offset = i + 1;
+                    break;
+                }
+            }
+        }
+    }
+    Position {
+        line,
+        column,
+        offset: offset
+            .saturating_add(column.saturating_sub(1))
+            .min(text.len()),
+    }
+}
+
+fn parse_tree<'de>(text: &'de str, limits: &Limits) -> Result<Node<'de>, ReadError> {
+    let ctx = Ctx {
+        limits,
+        hit: Cell::new(None),
+        values: Cell::new(0),
+    };
+    let mut de = serde_json::Deserializer::from_str(text);
+    let result = NodeSeed {
+        ctx: &ctx,
+        depth: 0,
+    }
+    .deserialize(&mut de)
+    .and_then(|node| de.end().map(|()| node));
+    result.map_err(|e| {
+        let at = position(text, e.line(), e.column());
+        match ctx.hit.take() {
+            Some(Hit::Limit(limit, max)) => ReadError::Limit { limit, max, at },
+            Some(Hit::Duplicate(key)) => ReadError::DuplicateKey { key, at },
+            None => {
+                let full = e.to_string();
+                // serde_json appends " at line L column C"; we give our own position.
+                let message = match full.rfind(" at line ").and_then(|i| full.get(..i)) {
+                    Some(head) => head.to_owned(),
+                    None => full,
+                };
+                ReadError::Syntax { at, message }
+            }
+        }
+    })
+}
+
+fn read_json_text(bytes: &[u8], limits: &Limits) -> Result<Reading, ReadError> {
+    let mut deviations = Vec::new();
+    let mut bytes = bytes;
+    if let Some(rest) = bytes.strip_prefix(b"\xEF\xBB\xBF") {
+        // RFC 8259 §8.1: senders MUST NOT add a BOM, parsers MAY ignore it.
+        deviations.push(Deviation::new(
+            "$",
+            "JSON-01",
+            "UTF-8 byte order mark before the JSON text; skipped",
+        ));
+        bytes = rest;
+    }
+    let text = std::str::from_utf8(bytes).map_err(|e| ReadError::Utf8 {
+        offset: e.valid_up_to() + if deviations.is_empty() { 0 } else { 3 },
+    })?;
+    if text.trim_start().is_empty() {
+        return Err(ReadError::Empty);
+    }
+    let root = parse_tree(text, limits)?;
+    let Node::Obj(members) = &root else {
+        return Err(ReadError::NotAnObject { found: root.kind() });
+    };
+    let mut w = Walker {
+        limits,
+        deviations,
+        problems: Vec::new(),
+        dropped_deviations: 0,
+        dropped_problems: 0,
+    };
+    let report = w.report(members)?;
+    w.finish();
+    match report {
+        Some(report) if w.problems.is_empty() => Ok(Reading {
+            report,
+            deviations: w.deviations,
+        }),
+        _ => Err(ReadError::Invalid(w.problems)),
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Walking the tree into the model.
+
+/// A JSON path, built only when a message needs it.
+#[derive(Clone, Copy)]
+enum P<'a> {
+    Root,
+    Key(&'a P<'a>, &'a str),
+    Idx(&'a P<'a>, usize),
+}
+
+impl<'a> P<'a> {
+    fn key(&'a self, k: &'a str) -> P<'a> {
+        P::Key(self, k)
+    }
+    fn idx(&'a self, i: usize) -> P<'a> {
+        P::Idx(self, i)
+    }
+}
+
+impl fmt::Display for P<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            P::Root => f.write_str("$"),
+            // Member names come from the input: cut long ones so paths stay readable.
+            P::Key(P::Root, k) => f.write_str(short(k)),
+            P::Key(parent, k) => write!(f, "{parent}.{}", short(k)),
+            P::Idx(parent, i) => write!(f, "{parent}[{i}]"),
+        }
+    }
+}
+
+type Members<'de> = [(Cow<'de, str>, Node<'de>)];
+
+fn get<'n, 'de>(m: &'n Members<'de>, key: &str) -> Option<&'n Node<'de>> {
+    m.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+}
+
+struct Walker<'l> {
+    limits: &'l Limits,
+    deviations: Vec<Deviation>,
+    problems: Vec<Problem>,
+    dropped_deviations: usize,
+    dropped_problems: usize,
+}
+
+impl Walker<'_> {
+    fn dev(&mut self, path: &P<'_>, rule: &'static str, message: impl Into<String>) {
+        if self.deviations.len() >= MAX_DEVIATIONS {
+            self.dropped_deviations += 1;
+            return;
+        }
+        self.deviations
+            .push(Deviation::new(path.to_string(), rule, message));
+    }
+
+    fn problem(&mut self, path: &P<'_>, message: impl Into<String>) {
+        if self.problems.len() >= MAX_PROBLEMS {
+            self.dropped_problems += 1;
+            return;
+        }
+        self.problems.push(Problem {
+            path: path.to_string(),
+            message: message.into(),
+        });
+    }
+
+    /// Adds one summary entry for what the caps left out.
+    fn finish(&mut self) {
+        if self.dropped_deviations > 0 {
+            self.deviations.push(Deviation::new(
+                "$",
+                "RCV-11",
+                format!(
+                    "{} more deviations not listed (at most {MAX_DEVIATIONS} are)",
+                    self.dropped_deviations
+                ),
+            ));
+        }
+        if self.dropped_problems > 0 {
+            self.problems.push(Problem {
+                path: "$".into(),
+                message: format!(
+                    "{} more problems not listed (at most {MAX_PROBLEMS} are)",
+                    self.dropped_problems
+                ),
+            });
+        }
+    }
+
+    /// Reports members that are not in `known` (REQUIREMENTS RCV-11: ignore, never reject).
+    fn unknown_members(&mut self, path: &P<'_>, m: &Members<'_>, known: &[&str]) {
+        for (k, _) in m {
+            if !known.contains(&k.as_ref()) {
+                let p = path.key(k);
+                self.dev(&p, "RCV-11", "unknown member ignored");
+            }
+        }
+    }
+
+    /// A string the report cannot do without: absent, `null`, `""` or a wrong type are problems.
+    fn required_str(&mut self, path: &P<'_>, node: Option<&Node<'_>>) -> Option<String> {
+        match node {
+            None | Some(Node::Null) => {
+                self.problem(path, "missing (required by RFC 8460 §4.4)");
+                None
+            }
+            Some(Node::Str(s)) if s.is_empty() => {
+                self.problem(path, "empty (required by RFC 8460 §4.4)");
+                None
+            }
+            Some(Node::Str(s)) => Some(s.as_ref().to_owned()),
+            Some(other) => {
+                self.problem(path, format!("expected a string, found {}", other.kind()));
+                None
+            }
+        }
+    }
+
+    /// An optional string: `""` and `null` mean absent (REQUIREMENTS JSON-29).
+    fn optional_str(&mut self, path: &P<'_>, node: Option<&Node<'_>>) -> Option<String> {
+        match node {
+            None => None,
+            Some(Node::Null) => {
+                self.dev(
+                    path,
+                    "JSON-29",
+                    "null instead of omitting the member; read as absent",
+                );
+                None
+            }
+            Some(Node::Str(s)) if s.is_empty() => {
+                self.dev(
+                    path,
+                    "JSON-29",
+                    "\"\" instead of omitting the member; read as absent",
+                );
+                None
+            }
+            Some(Node::Str(s)) => Some(s.as_ref().to_owned()),
+            Some(other) => {
+                self.problem(path, format!("expected a string, found {}", other.kind()));
+                None
+            }
+        }
+    }
+
+    /// A session count: an integer in `0 ..= 2^53-1` (REQUIREMENTS JSON-32).
+    fn count(&mut self, path: &P<'_>, node: Option<&Node<'_>>) -> Option<u64> {
+        match node {
+            None | Some(Node::Null) => {
+                self.problem(path, "missing (required by RFC 8460 §4.4)");
+                None
+            }
+            Some(Node::U64(n)) if *n <= MAX_COUNT => Some(*n),
+            Some(Node::U64(n)) => {
+                self.problem(path, format!("count {n} is over 2^53-1 (I-JSON, JSON-32)"));
+                None
+            }
+            // serde_json reports `-0` this way.
+            Some(Node::I64(n)) if *n >= 0 => Some(n.unsigned_abs()),
+            Some(Node::I64(n)) => {
+                self.problem(path, format!("count {n} is negative (JSON-32)"));
+                None
+            }
+            Some(Node::F64(f)) => {
+                if f.is_finite() && f.fract() == 0.0 && *f >= 0.0 && *f <= MAX_COUNT as f64 {
+                    self.dev(
+                        path,
+                        "JSON-32",
+                        format!("count written as a non-integer number ({f}); read as an integer"),
+                    );
+                    Some(*f as u64)
+                } else if *f < 0.0 {
+                    self.problem(path, format!("count {f} is negative (JSON-32)"));
+                    None
+                } else if f.fract() != 0.0 {
+                    self.problem(path, format!("count {f} is not an integer (JSON-32)"));
+                    None
+                } else {
+                    self.problem(path, format!("count {f} is over 2^53-1 (I-JSON, JSON-32)"));
+                    None
+                }
+            }
+            Some(Node::Str(s)) => {
+                let digits =
+                    !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit());
+                match s.parse::<u64>() {
+                    Ok(n) if digits && n <= MAX_COUNT => {
+                        self.dev(
+                            path,
+                            "JSON-32",
+                            format!(
+                                "count written as the string {s_q}; read as the number {n}",
+                                s_q = q(s)
+                            ),
+                        );
+                        Some(n)
+                    }
+                    _ => {
+                        self.problem(
+                            path,
+                            format!(
+                                "expected a count (integer 0..2^53-1), found the string {s_q}",
+                                s_q = q(s)
+                            ),
+                        );
+                        None
+                    }
+                }
+            }
+            Some(other) => {
+                self.problem(path, format!("expected a count, found {}", other.kind()));
+                None
+            }
+        }
+    }
+
+    fn report(&mut self, m: &Members<'_>) -> Result<Option<Report>, ReadError> {
+        let root = P::Root;
+        self.unknown_members(
+            &root,
+            m,
+            &[
+                "organization-name",
+                "date-range",
+                "contact-info",
+                "report-id",
+                "policies",
+            ],
+        );
+        let p_org = root.key("organization-name");
+        let organization_name = match get(m, "organization-name") {
+            None => {
+                self.dev(
+                    &p_org,
+                    "JSON-10",
+                    "missing (required by RFC 8460 §4.4); read as unknown",
+                );
+                None
+            }
+            n => self.optional_str(&p_org, n),
+        };
+        let p_dr = root.key("date-range");
+        let date_range = self.date_range(&p_dr, get(m, "date-range"));
+        let p_ci = root.key("contact-info");
+        let contact_info = match get(m, "contact-info") {
+            None => {
+                self.dev(
+                    &p_ci,
+                    "JSON-13",
+                    "missing (required by RFC 8460 §4.4); read as unknown",
+                );
+                None
+            }
+            Some(Node::Null) => {
+                self.dev(
+                    &p_ci,
+                    "JSON-13",
+                    "null instead of an addr-spec; read as unknown",
+                );
+                None
+            }
+            n => self.optional_str(&p_ci, n),
+        };
+        let report_id = self.required_str(&root.key("report-id"), get(m, "report-id"));
+        let p_pol = root.key("policies");
+        let policies = match get(m, "policies") {
+            None | Some(Node::Null) => {
+                self.problem(&p_pol, "missing (required by RFC 8460 §4.4)");
+                None
+            }
+            Some(Node::Arr(items)) => {
+                if items.len() > self.limits.max_policies {
+                    return Err(ReadError::TooMany {
+                        limit: "max_policies",
+                        max: self.limits.max_policies,
+                        path: p_pol.to_string(),
+                        len: items.len(),
+                    });
+                }
+                let mut out = Vec::with_capacity(items.len());
+                for (i, item) in items.iter().enumerate() {
+                    let p = p_pol.idx(i);
+                    if let Some(pr) = self.policy_result(&p, item)? {
+                        out.push(pr);
+                    }
+                }
+                Some(out)
+            }
+            Some(other) => {
+                self.problem(
+                    &p_pol,
+                    format!("must be an array (JSON-02), found {}", other.kind()),
+                );
+                None
+            }
+        };
+        Ok(match (date_range, report_id, policies) {
+            (Some(date_range), Some(report_id), Some(policies)) => Some(Report {
+                organization_name,
+                date_range,
+                contact_info,
+                report_id,
+                policies,
+            }),
+            _ => None,
+        })
+    }
+
+    fn date_range(&mut self, path: &P<'_>, node: Option<&Node<'_>>) -> Option<DateRange> {
+        let m = match node {
+            None | Some(Node::Null) => {
+                self.problem(path, "missing (required by RFC 8460 §4.4)");
+                return None;
+            }
+            Some(Node::Obj(m)) => m,
+            Some(other) => {
+                self.problem(path, format!("expected an object, found {}", other.kind()));
+                return None;
+            }
+        };
+        self.unknown_members(path, m, &["start-datetime", "end-datetime"]);
+        let ps = path.key("start-datetime");
+        let start = self.datetime(&ps, get(m, "start-datetime"));
+        let pe = path.key("end-datetime");
+        let end = self.datetime(&pe, get(m, "end-datetime"));
+        let (start, end) = (start?, end?);
+        if end < start {
+            self.dev(
+                path,
+                "JSON-11",
+                format!("end-datetime {end} is before start-datetime {start}; kept as written"),
+            );
+            return Some(DateRange { start, end });
+        }
+        // REQUIREMENTS JSON-11/JSON-12: one whole UTC day, ending 23:59:59Z. A next-day
+        // 00:00:00Z end is seen in the wild (cry-inc issue 71).
+        let day = 86_400i64;
+        let (s, e) = (start.as_second(), end.as_second());
+        let mut effective_end = e;
+        if e.rem_euclid(day) == 0 && end.subsec_nanosecond() == 0 && e > s {
+            self.dev(
+                &pe,
+                "JSON-12",
+                format!(
+                    "ends at 00:00:00Z of the next day ({end}) instead of 23:59:59Z; kept as written"
+                ),
+            );
+            effective_end = e - 1;
+        }
+        if s.rem_euclid(day) != 0 || effective_end != s + day - 1 {
+            self.dev(
+                path,
+                "JSON-11",
+                format!("the range {start} .. {end} is not one whole UTC day"),
+            );
+        }
+        Some(DateRange { start, end })
+    }
+
+    fn datetime(&mut self, path: &P<'_>, node: Option<&Node<'_>>) -> Option<Timestamp> {
+        let s = match node {
+            None | Some(Node::Null) => {
+                self.problem(path, "missing (required by RFC 8460 §4.4)");
+                return None;
+            }
+            Some(Node::Str(s)) => s,
+            Some(other) => {
+                self.problem(
+                    path,
+                    format!(
+                        "expected an RFC 3339 date-time string, found {}",
+                        other.kind()
+                    ),
+                );
+                return None;
+            }
+        };
+        match parse_datetime(s) {
+            Ok((ts, None)) => Some(ts),
+            Ok((ts, Some((rule, msg)))) => {
+                self.dev(path, rule, msg);
+                Some(ts)
+            }
+            Err(msg) => {
+                self.problem(path, msg);
+                None
+            }
+        }
+    }
+
+    fn policy_result(
+        &mut self,
+        path: &P<'_>,
+        node: &Node<'_>,
+    ) -> Result<Option<PolicyResult>, ReadError> {
+        let Node::Obj(m) = node else {
+            self.problem(path, format!("expected an object, found {}", node.kind()));
+            return Ok(None);
+        };
+        self.unknown_members(path, m, &["policy", "summary", "failure-details"]);
+        let pp = path.key("policy");
+        let policy = self.policy(&pp, get(m, "policy"));
+        let ps = path.key("summary");
+        let summary = self.summary(&ps, get(m, "summary"));
+        let pf = path.key("failure-details");
+        let mut failure_details = Vec::new();
+        let mut details_ok = true;
+        match get(m, "failure-details") {
+            None => {}
+            Some(Node::Null) => {
+                self.dev(
+                    &pf,
+                    "JSON-29",
+                    "null instead of omitting the member; read as none",
+                );
+            }
+            Some(Node::Arr(items)) => {
+                if items.len() > self.limits.max_failure_details {
+                    return Err(ReadError::TooMany {
+                        limit: "max_failure_details",
+                        max: self.limits.max_failure_details,
+                        path: pf.to_string(),
+                        len: items.len(),
+                    });
+                }
+                failure_details.reserve_exact(items.len());
+                for (i, item) in items.iter().enumerate() {
+                    let p = pf.idx(i);
+                    match self.failure_detail(&p, item) {
+                        Some(fd) => failure_details.push(fd),
+                        None => details_ok = false,
+                    }
+                }
+            }
+            Some(other) => {
+                self.problem(&pf, format!("expected an array, found {}", other.kind()));
+                details_ok = false;
+            }
+        }
+        let (Some(policy), Some(summary)) = (policy, summary) else {
+            return Ok(None);
+        };
+        if !details_ok {
+            return Ok(None);
+        }
+        // REQUIREMENTS JSON-30: failure types overlap, so sums need not match. A note only.
+        if !failure_details.is_empty() {
+            let sum = failure_details
+                .iter()
+                .fold(0u64, |a, d| a.saturating_add(d.failed_session_count));
+            if sum != summary.total_failure_session_count {
+                self.dev(
+                    &pf,
+                    "JSON-30",
+                    format!(
+                        "note: failed-session-counts add up to {sum}, total-failure-session-count \
+                         is {}; allowed, failure types overlap",
+                        summary.total_failure_session_count
+                    ),
+                );
+            }
+        }
+        Ok(Some(PolicyResult {
+            policy,
+            summary,
+            failure_details,
+        }))
+    }
+
+    fn policy(&mut self, path: &P<'_>, node: Option<&Node<'_>>) -> Option<Policy> {
+        let m = match node {
+            None | Some(Node::Null) => {
+                self.problem(path, "missing (required by RFC 8460 §4.4)");
+                return None;
+            }
+            Some(Node::Obj(m)) => m,
+            Some(other) => {
+                self.problem(path, format!("expected an object, found {}", other.kind()));
+                return None;
+            }
+        };
+        self.unknown_members(
+            path,
+            m,
+            &["policy-type", "policy-string", "policy-domain", "mx-host"],
+        );
+        let pt = path.key("policy-type");
+        let policy_type = self
+            .required_str(&pt, get(m, "policy-type"))
+            .map(|s| PolicyType::parse(&s));
+        if let Some(PolicyType::Unknown(t)) = &policy_type {
+            self.dev(
+                &pt,
+                "JSON-15",
+                format!(
+                    "unknown policy-type {t_q}; kept verbatim",
+                    t_q = q(t.as_str())
+                ),
+            );
+        }
+        let policy_string = self.policy_string(path, m, policy_type.as_ref());
+        let pd = path.key("policy-domain");
+        let policy_domain = self.optional_str(&pd, get(m, "policy-domain"));
+        match (&policy_domain, &policy_type) {
+            (None, Some(PolicyType::NoPolicyFound)) => {
+                self.dev(
+                    &pd,
+                    "JSON-17",
+                    "missing (required by RFC 8460 §4.4; the sys4 reporter omits it for \
+                     no-policy-found); read as unknown",
+                );
+            }
+            (None, Some(t)) => {
+                self.problem(
+                    &pd,
+                    format!(
+                        "missing, and policy-type {t_q} is not no-policy-found: the results \
+                         cannot be attributed to a policy domain",
+                        t_q = q(t.as_str())
+                    ),
+                );
+            }
+            (Some(d), _) if !d.is_ascii() => {
+                self.dev(
+                    &pd,
+                    "JSON-17",
+                    "contains U-labels; RFC 8460 §4.4 requires A-labels; kept as written",
+                );
+            }
+            _ => {}
+        }
+        let mx_host = self.mx_host(path, m, policy_type.as_ref());
+        Some(Policy {
+            policy_type: policy_type?,
+            policy_string: policy_string?,
+            policy_domain,
+            mx_host: mx_host?,
+        })
+    }
+
+    fn policy_string(
+        &mut self,
+        path: &P<'_>,
+        m: &Members<'_>,
+        policy_type: Option<&PolicyType>,
+    ) -> Option<Vec<String>> {
+        let p = path.key("policy-string");
+        let mut lines: Vec<String> = match get(m, "policy-string") {
+            None | Some(Node::Null) => {
+                if let Some(t @ (PolicyType::Sts | PolicyType::Tlsa)) = policy_type {
+                    self.dev(
+                        &p,
+                        "JSON-16",
+                        format!(
+                            "missing for a {t_q} policy (RFC 8460 §4.5); read as empty",
+                            t_q = q(t.as_str())
+                        ),
+                    );
+                }
+                return Some(Vec::new());
+            }
+            Some(Node::Str(s)) => {
+                self.dev(
+                    &p,
+                    "JSON-16",
+                    "a string instead of an array of strings; read as a one-element array",
+                );
+                vec![s.as_ref().to_owned()]
+            }
+            Some(Node::Arr(items)) => {
+                let mut out = Vec::with_capacity(items.len());
+                for (i, item) in items.iter().enumerate() {
+                    match item {
+                        Node::Str(s) => out.push(s.as_ref().to_owned()),
+                        other => {
+                            self.problem(
+                                &p.idx(i),
+                                format!("expected a string, found {}", other.kind()),
+                            );
+                            return None;
+                        }
+                    }
+                }
+                out
+            }
+            Some(other) => {
+                self.problem(
+                    &p,
+                    format!("expected an array of strings, found {}", other.kind()),
+                );
+                return None;
+            }
+        };
+        // REQUIREMENTS DANE-11: Microsoft sends the TLSA array JSON-encoded as one string.
+        let single = match lines.as_slice() {
+            [one] => Some(one.as_str()),
+            _ => None,
+        };
+        if let (Some(PolicyType::Tlsa), Some(one)) = (policy_type, single)
+            && one.trim_start().starts_with('[')
+            && let Ok(inner) = serde_json::from_str::<Vec<String>>(one)
+        {
+            self.dev(
+                &p,
+                "DANE-11",
+                format!(
+                    "the TLSA records are one JSON-encoded string holding an array; unwrapped \
+                     into {} records",
+                    inner.len()
+                ),
+            );
+            lines = inner;
+        }
+        // RFC 8461 erratum 6253: policy lines may end in CRLF; the report carries lines without
+        // terminators (REQUIREMENTS STS-10).
+        for (i, line) in lines.iter_mut().enumerate() {
+            let trimmed = line.trim_end_matches(['\r', '\n']).len();
+            if trimmed != line.len() {
+                line.truncate(trimmed);
+                self.dev(
+                    &p.idx(i),
+                    "STS-10",
+                    "line ends in a CR/LF line terminator (RFC 8461 erratum 6253); stripped",
+                );
+            }
+        }
+        Some(lines)
+    }
+
+    fn mx_host(
+        &mut self,
+        path: &P<'_>,
+        m: &Members<'_>,
+        policy_type: Option<&PolicyType>,
+    ) -> Option<Vec<String>> {
+        let p = path.key("mx-host");
+        let hosts: Vec<String> = match get(m, "mx-host") {
+            None => return Some(Vec::new()),
+            Some(Node::Null) => {
+                self.dev(
+                    &p,
+                    "JSON-29",
+                    "null instead of omitting the member; read as absent",
+                );
+                return Some(Vec::new());
+            }
+            Some(Node::Str(s)) => {
+                self.dev(
+                    &p,
+                    "JSON-18",
+                    "a string instead of an array (RFC 8460 erratum 6241); read as a \
+                     one-element array",
+                );
+                vec![s.as_ref().to_owned()]
+            }
+            Some(Node::Arr(items)) => {
+                let mut out = Vec::with_capacity(items.len());
+                for (i, item) in items.iter().enumerate() {
+                    match item {
+                        Node::Str(s) => out.push(s.as_ref().to_owned()),
+                        other => {
+                            self.problem(
+                                &p.idx(i),
+                                format!("expected a string, found {}", other.kind()),
+                            );
+                            return None;
+                        }
+                    }
+                }
+                out
+            }
+            Some(other) => {
+                self.problem(
+                    &p,
+                    format!("expected an array of strings, found {}", other.kind()),
+                );
+                return None;
+            }
+        };
+        if let Some(t) = policy_type
+            && *t != PolicyType::Sts
+            && !hosts.is_empty()
+        {
+            self.dev(
+                &p,
+                "JSON-18",
+                format!(
+                    "mx-host on a {t_q} policy; only sts policies have it; kept",
+                    t_q = q(t.as_str())
+                ),
+            );
+        }
+        for (i, h) in hosts.iter().enumerate() {
+            let lower = h.trim_start().to_ascii_lowercase();
+            if lower.starts_with("mx:") {
+                self.dev(
+                    &p.idx(i),
+                    "JSON-18",
+                    format!(
+                        "{h_q} is a policy line with its \"mx:\" key, not an mx pattern; kept \
+                         as written",
+                        h_q = q(h)
+                    ),
+                );
+            } else if !h.is_ascii() {
+                self.dev(
+                    &p.idx(i),
+                    "JSON-18",
+                    "contains U-labels; RFC 8460 §4.4 requires A-labels; kept as written",
+                );
+            }
+        }
+        Some(hosts)
+    }
+
+    fn summary(&mut self, path: &P<'_>, node: Option<&Node<'_>>) -> Option<Summary> {
+        let m = match node {
+            None | Some(Node::Null) => {
+                self.problem(path, "missing (required by RFC 8460 §4.4)");
+                return None;
+            }
+            Some(Node::Obj(m)) => m,
+            Some(other) => {
+                self.problem(path, format!("expected an object, found {}", other.kind()));
+                return None;
+            }
+        };
+        self.unknown_members(
+            path,
+            m,
+            &[
+                "total-successful-session-count",
+                "total-failure-session-count",
+            ],
+        );
+        let ok = self.count(
+            &path.key("total-successful-session-count"),
+            get(m, "total-successful-session-count"),
+        );
+        let failed = self.count(
+            &path.key("total-failure-session-count"),
+            get(m, "total-failure-session-count"),
+        );
+        Some(Summary {
+            total_successful_session_count: ok?,
+            total_failure_session_count: failed?,
+        })
+    }
+
+    fn failure_detail(&mut self, path: &P<'_>, node: &Node<'_>) -> Option<FailureDetail> {
+        let Node::Obj(m) = node else {
+            self.problem(path, format!("expected an object, found {}", node.kind()));
+            return None;
+        };
+        self.unknown_members(
+            path,
+            m,
+            &[
+                "result-type",
+                "sending-mta-ip",
+                "receiving-mx-hostname",
+                "receiving-mx-helo",
+                "receiving-ip",
+                "failed-session-count",
+                "additional-information",
+                "additional-info-uri",
+                "failure-reason-code",
+            ],
+        );
+        let prt = path.key("result-type");
+        let result_type = self
+            .required_str(&prt, get(m, "result-type"))
+            .map(|s| ResultType::parse(&s));
+        if let Some(ResultType::Unknown(t)) = &result_type {
+            self.dev(
+                &prt,
+                "JSON-21",
+                format!(
+                    "result-type {t_q} is not in the RFC 8460 registry; kept verbatim",
+                    t_q = q(t.as_str())
+                ),
+            );
+        }
+        let sending_mta_ip = self.ip(
+            &path.key("sending-mta-ip"),
+            get(m, "sending-mta-ip"),
+            "JSON-22",
+        );
+        let receiving_mx_hostname = self.optional_str(
+            &path.key("receiving-mx-hostname"),
+            get(m, "receiving-mx-hostname"),
+        );
+        let receiving_mx_helo =
+            self.optional_str(&path.key("receiving-mx-helo"), get(m, "receiving-mx-helo"));
+        let receiving_ip = self.ip(&path.key("receiving-ip"), get(m, "receiving-ip"), "JSON-25");
+        let count = self.count(
+            &path.key("failed-session-count"),
+            get(m, "failed-session-count"),
+        );
+        let pai = path.key("additional-information");
+        let mut additional_information = self.optional_str(&pai, get(m, "additional-information"));
+        // REQUIREMENTS JSON-27: the prose calls the value "additional-info-uri"; some write
+        // that as the key.
+        let palias = path.key("additional-info-uri");
+        if let Some(alias) = get(m, "additional-info-uri") {
+            let value = self.optional_str(&palias, Some(alias));
+            match (&additional_information, value) {
+                (None, Some(v)) => {
+                    self.dev(
+                        &palias,
+                        "JSON-27",
+                        "key \"additional-info-uri\" instead of \"additional-information\"; \
+                         read as additional-information",
+                    );
+                    additional_information = Some(v);
+                }
+                (Some(_), Some(v)) => {
+                    self.dev(
+                        &palias,
+                        "JSON-27",
+                        format!(
+                            "key \"additional-info-uri\" next to \"additional-information\"; \
+                             its value {v_q} is ignored",
+                            v_q = q(&v)
+                        ),
+                    );
+                }
+                (_, None) => {}
+            }
+        }
+        if let Some(uri) = &additional_information
+            && !looks_like_uri(uri)
+        {
+            self.dev(
+                &pai,
+                "JSON-27",
+                "not a URI (no scheme, or contains whitespace); kept as written",
+            );
+        }
+        let failure_reason_code = self.optional_str(
+            &path.key("failure-reason-code"),
+            get(m, "failure-reason-code"),
+        );
+        Some(FailureDetail {
+            result_type: result_type?,
+            sending_mta_ip,
+            receiving_mx_hostname,
+            receiving_mx_helo,
+            receiving_ip,
+            failed_session_count: count?,
+            additional_information,
+            failure_reason_code,
+        })
+    }
+
+    /// An IP address member, kept as written (REQUIREMENTS JSON-22/JSON-25): a non-address is
+    /// never turned into one, a non-canonical one is noted.
+    fn ip(&mut self, path: &P<'_>, node: Option<&Node<'_>>, rule: &'static str) -> Option<String> {
+        let s = self.optional_str(path, node)?;
+        match s.parse::<IpAddr>() {
+            Ok(ip) => {
+                let canonical = ip.to_string();
+                if canonical != s {
+                    self.dev(
+                        path,
+                        rule,
+                        format!(
+                            "{s_q} is not in canonical form (RFC 5952 / dotted quad); kept as \
+                             written, written out as {canonical_q}",
+                            canonical_q = q(&canonical),
+                            s_q = q(&s)
+                        ),
+                    );
+                }
+            }
+            Err(_) => {
+                self.dev(
+                    path,
+                    rule,
+                    format!(
+                        "{s_q} is not an IP address; kept verbatim, never used as one",
+                        s_q = q(&s)
+                    ),
+                );
+            }
+        }
+        Some(s)
+    }
+}
+
+/// Input text echoed in a message: at most 64 characters, quoted and escaped, so messages
+/// stay short and one line whatever the input holds.
+fn q(s: &str) -> String {
+    let cut = short(s);
+    if cut.len() < s.len() {
+        format!("{cut:?}...")
+    } else {
+        format!("{cut:?}")
+    }
+}
+
+/// A scheme (RFC 3986 §3.1) followed by `:` and no whitespace or control characters.
+fn looks_like_uri(s: &str) -> bool {
+    let Some(colon) = s.find(':') else {
+        return false;
+    };
+    let scheme = s.get(..colon).unwrap_or_default();
+    let mut chars = scheme.chars();
+    let scheme_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    scheme_ok && !s.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+/// Parses an RFC 3339 date-time leniently (REQUIREMENTS JSON-11, JSON-12).
+///
+/// Strict RFC 3339 (`T`/`t`, `Z`/`z` or `±HH:MM`, optional fraction) gives no deviation. A
+/// missing offset is read as UTC with a JSON-12 deviation; other forms that `jiff` understands
+/// give a JSON-11 deviation. Anything else is an error message.
+#[allow(clippy::type_complexity)]
+fn parse_datetime(s: &str) -> Result<(Timestamp, Option<(&'static str, String)>), String> {
+    let b = s.as_bytes();
+    let digits =
+        |r: std::ops::Range<usize>| b.get(r).is_some_and(|x| x.iter().all(u8::is_ascii_digit));
+    let at = |i: usize, set: &[u8]| b.get(i).is_some_and(|c| set.contains(c));
+    let shape = digits(0..4)
+        && at(4, b"-")
+        && digits(5..7)
+        && at(7, b"-")
+        && digits(8..10)
+        && at(10, b"Tt")
+        && digits(11..13)
+        && at(13, b":")
+        && digits(14..16)
+        && at(16, b":")
+        && digits(17..19);
+    if shape {
+        let mut i = 19;
+        if at(i, b".") {
+            i += 1;
+            let frac_start = i;
+            while at(i, b"0123456789") {
+                i += 1;
+            }
+            if i == frac_start {
+                return Err(format!(
+                    "{s_q} is not an RFC 3339 date-time (empty fraction)",
+                    s_q = q(s)
+                ));
+            }
+        }
+        let rest = s.get(i..).unwrap_or_default();
+        let offset_ok = rest == "Z"
+            || rest == "z"
+            || (rest.len() == 6
+                && at(i, b"+-")
+                && digits(i + 1..i + 3)
+                && at(i + 3, b":")
+                && digits(i + 4..i + 6));
+        // jiff wants an upper-case designator; RFC 3339 §5.6 allows both cases.
+        let upper = s.to_ascii_uppercase();
+        if offset_ok {
+            return upper
+                .parse::<Timestamp>()
+                .map(|ts| (ts, None))
+                .map_err(|e| format!("{s_q} is not a valid date-time: {e}", s_q = q(s)));
+        }
+        if rest.is_empty() {
+            return upper
+                .parse::<jiff::civil::DateTime>()
+                .and_then(|dt| jiff::tz::TimeZone::UTC.to_timestamp(dt))
+                .map(|ts| {
+                    (
+                        ts,
+                        Some((
+                            "JSON-12",
+                            format!(
+                                "{s_q} has no UTC offset (RFC 3339 requires one); read as UTC",
+                                s_q = q(s)
+                            ),
+                        )),
+                    )
+                })
+                .map_err(|e| format!("{s_q} is not a valid date-time: {e}", s_q = q(s)));
+        }
+    }
+    match s.parse::<Timestamp>() {
+        Ok(ts) => Ok((
+            ts,
+            Some((
+                "JSON-11",
+                format!(
+                    "{s_q} is not in RFC 3339 Internet Date/Time Format; read as {ts}",
+                    s_q = q(s)
+                ),
+            )),
+        )),
+        Err(_) => Err(format!(
+            "{s_q} is not an RFC 3339 date-time (YYYY-MM-DDTHH:MM:SSZ)",
+            s_q = q(s)
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn datetime_forms() {
+        let (ts, dev) = parse_datetime("2025-03-14T00:00:00Z").unwrap();
+        assert_eq!(ts.as_second(), 1_741_910_400);
+        assert!(dev.is_none());
+        let (ts2, dev) = parse_datetime("2025-03-14t01:00:00.5+01:00").unwrap();
+        assert_eq!(ts2.as_second(), 1_741_910_400);
+        assert!(dev.is_none());
+        let (ts3, dev) = parse_datetime("2025-03-14T00:00:00").unwrap();
+        assert_eq!(ts3, ts);
+        assert_eq!(dev.unwrap().0, "JSON-12");
+        assert!(parse_datetime("yesterday").is_err());
+        assert!(parse_datetime("2025-13-14T00:00:00Z").is_err());
+    }
+
+    #[test]
+    fn position_counts_lines() {
+        let p = position("ab\ncd\nef", 3, 2);
+        assert_eq!(p.offset, 7);
+    }
+}

@@ -34,6 +34,9 @@ enum Command {
     /// Build (and later send) the daily reports from the store.
     #[command(subcommand)]
     Report(cmd::report::Command),
+    /// Take reports delivered by mail: one message on stdin or a file, or a Maildir.
+    #[command(after_help = cmd::ingest::EXAMPLES)]
+    Ingest(cmd::ingest::Args),
     /// Send libtlsrpt datagrams to a collector socket, like a busy MTA would.
     #[command(after_help = cmd::simulate::EXAMPLES)]
     Simulate(cmd::simulate::Args),
@@ -46,6 +49,7 @@ fn main() -> ExitCode {
         Command::Check(a) => cmd::check::run(a),
         Command::Serve(a) => cmd::serve::run(a),
         Command::Report(c) => cmd::report::run(c),
+        Command::Ingest(a) => cmd::ingest::run(a),
         Command::Simulate(a) => cmd::simulate::run(a),
     };
     match result {
