@@ -15,6 +15,7 @@ pub mod datagram;
 pub mod deviation;
 pub mod domain;
 pub mod message;
+pub mod mtasts;
 pub mod naming;
 pub mod read;
 pub mod record;

@@ -209,3 +209,134 @@ fn help_shows_examples() {
     assert!(out.contains("Examples:"), "{out}");
     assert!(out.contains("tlsrpt check --txt"), "{out}");
 }
+
+// ---- `tlsrpt check <domain>`: live checks against loopback test servers ----
+
+mod live {
+    use std::process::Output;
+
+    use tlsrpt_testkit::axum::Router;
+    use tlsrpt_testkit::axum::routing::get;
+    use tlsrpt_testkit::dns::DnsServer;
+    use tlsrpt_testkit::https::HttpsServer;
+
+    struct Env {
+        dns: DnsServer,
+        https: HttpsServer,
+        ca: tempfile::NamedTempFile,
+    }
+
+    async fn env(policy: &'static str) -> Env {
+        tlsrpt_testkit::install_crypto();
+        let dns = DnsServer::builder()
+            .zone("live.example")
+            .zone("bad.example")
+            .txt(
+                "_smtp._tls.live.example",
+                &["v=TLSRPTv1; rua=mailto:tls@live.example"],
+            )
+            .txt("_mta-sts.live.example", &["v=STSv1; id=1"])
+            .a("mta-sts.live.example", [127, 0, 0, 1].into())
+            .mx("live.example", 10, "mx1.live.example")
+            .txt(
+                "_smtp._tls.bad.example",
+                &["v=TLSRPTv1; rua=mailto:a@x.example!10m"],
+            )
+            .start()
+            .await
+            .unwrap();
+        let app = Router::new().route(
+            "/.well-known/mta-sts.txt",
+            get(move || async move { policy }),
+        );
+        let https = HttpsServer::start(app, &["mta-sts.live.example"])
+            .await
+            .unwrap();
+        let ca = https.ca().write_pem().unwrap();
+        Env { dns, https, ca }
+    }
+
+    async fn run(e: &Env, domain: &str, extra: &[&str]) -> Output {
+        let mut args: Vec<String> = vec![
+            "check".into(),
+            domain.into(),
+            "--nameserver".into(),
+            e.dns.addr().to_string(),
+            "--allow-private-targets".into(),
+            "--extra-ca".into(),
+            e.ca.path().display().to_string(),
+            "--mta-sts-port".into(),
+            e.https.port().to_string(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_tlsrpt"))
+                .args(&args)
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap()
+    }
+
+    const GOOD: &str = "version: STSv1\nmode: testing\nmx: mx1.live.example\nmax_age: 86400\n";
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn domain_check_ok_exit_0_one_line_per_check() {
+        let e = env(GOOD).await;
+        let o = run(&e, "live.example", &[]).await;
+        let out = String::from_utf8(o.stdout).unwrap();
+        assert_eq!(o.status.code(), Some(0), "{out}");
+        assert!(out.contains("OK    tlsrpt-record"), "{out}");
+        assert!(out.contains("mta-sts-policy: mode testing"), "{out}");
+        assert!(out.contains("OK    mx-coverage:mx1.live.example"), "{out}");
+        assert!(out.contains("tlsa:mx1.live.example"), "{out}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sts_04_domain_check_uncovered_mx_exit_1_json() {
+        let e = env("version: STSv1\nmode: enforce\nmx: other.example\nmax_age: 86400\n").await;
+        let o = run(&e, "live.example", &["--json"]).await;
+        assert_eq!(o.status.code(), Some(1));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["domain"], "live.example");
+        assert_eq!(v["tlsrpt_valid"], true);
+        let items = v["items"].as_array().unwrap();
+        let cov = items
+            .iter()
+            .find(|i| i["check"] == "mx-coverage:mx1.live.example")
+            .unwrap();
+        assert_eq!(cov["verdict"], "fail");
+        assert!(
+            cov["fix"]
+                .as_str()
+                .unwrap()
+                .contains("mx: mx1.live.example")
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn dns_09_domain_with_invalid_record_exit_1_with_fix() {
+        let e = env(GOOD).await;
+        let o = run(&e, "bad.example", &[]).await;
+        let out = String::from_utf8(o.stdout).unwrap();
+        assert_eq!(o.status.code(), Some(1), "{out}");
+        assert!(out.contains("FAIL  tlsrpt-record"), "{out}");
+        assert!(out.contains("DNS-09"), "{out}");
+        assert!(out.contains("fix: "), "{out}");
+    }
+}
+
+#[test]
+fn domain_and_txt_are_mutually_exclusive_exit_2() {
+    let o = check(&["example.com", "--txt", "v=TLSRPTv1; rua=mailto:a@x.example"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(o.stdout.is_empty());
+    let o = check(&[
+        "--txt",
+        "v=TLSRPTv1; rua=mailto:a@x.example",
+        "--nameserver",
+        "127.0.0.1:53",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "--nameserver needs a domain");
+}

@@ -71,16 +71,22 @@ pub struct Args {
     #[arg(value_name = "DOMAIN")]
     domain: Option<String>,
     /// DNS server to ask instead of the system resolver (IP:PORT); repeat for several.
-    #[arg(long = "nameserver", value_name = "IP:PORT", requires = "domain")]
+    #[arg(long = "nameserver", value_name = "IP:PORT", conflicts_with = "txt")]
     nameserver: Vec<SocketAddr>,
     /// Allow the policy fetch to connect to loopback/private addresses (tests only).
-    #[arg(long, requires = "domain")]
+    #[arg(long, conflicts_with = "txt")]
     allow_private_targets: bool,
     /// PEM file with extra CA certificates to trust for the policy fetch.
-    #[arg(long, value_name = "FILE", requires = "domain")]
+    #[arg(long, value_name = "FILE", conflicts_with = "txt")]
     extra_ca: Option<PathBuf>,
     /// Port of the MTA-STS policy server (always 443 in real life; for tests).
-    #[arg(long, value_name = "PORT", default_value_t = 443, requires = "domain", hide = true)]
+    #[arg(
+        long,
+        value_name = "PORT",
+        default_value_t = 443,
+        conflicts_with = "txt",
+        hide = true
+    )]
     mta_sts_port: u16,
     /// Print JSON on stdout instead of the report for humans. With --txt: {"valid", "record",
     /// "rua", "errors", "warnings"} ("rua" lists the URIs reports would be sent to). With a
@@ -344,9 +350,14 @@ fn human_domain(r: &tlsrpt_net::check::DomainCheck) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "Checks for {}:", r.domain);
     for it in &r.items {
+        let rule = match (it.verdict, it.rule) {
+            (tlsrpt_net::check::Verdict::Ok, _) | (_, None) => String::new(),
+            (_, Some(r)) if it.detail.contains(r) => String::new(),
+            (_, Some(r)) => format!(" [{r}]"),
+        };
         let _ = writeln!(
             o,
-            "  {:<4}  {}: {}",
+            "  {:<4}  {}: {}{rule}",
             it.verdict.as_str().to_ascii_uppercase(),
             it.check,
             printable(&it.detail)
