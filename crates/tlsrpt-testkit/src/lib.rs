@@ -8,6 +8,8 @@
 //! * [`https::TestCa`] and [`https::HttpsServer`]: a CA generated in the test (rcgen) and an
 //!   HTTPS server (axum over tokio-rustls) whose certificate it signs, so clients can trust
 //!   exactly that CA.
+//! * [`smtp::SmtpSink`]: an SMTP server that keeps what it receives, with optional STARTTLS
+//!   (test CA), AUTH and scripted replies (e.g. 451 first, then 250).
 //!
 //! Test-only: `publish = false`, used as a dev-dependency. Errors are `anyhow` because a
 //! failing set-up should just fail the test with a message.
@@ -17,6 +19,7 @@
 
 pub mod dns;
 pub mod https;
+pub mod smtp;
 
 /// Re-exported so tests can build routes without their own axum dependency.
 pub use axum;
