@@ -1,0 +1,429 @@
+//! The one intake pipeline: bytes in (an HTTPS body or a mail message), a stored report (or a
+//! clear reason) out.
+//!
+//! Every intake path calls [`Pipeline::ingest`]: the HTTPS endpoint, `tlsrpt ingest` from a
+//! pipe or a maildir, and later IMAP and SMTP. The steps:
+//!
+//! 1. **Media type** (HTTPS only, RFC 8460 §5.4, REQUIREMENTS HTTP-02): `application/tlsrpt+gzip`
+//!    and `application/tlsrpt+json` are accepted; `application/json`, `application/gzip`
+//!    (`application/x-gzip`) and `Content-Encoding: gzip` are accepted with a deviation; a
+//!    missing or other type is [`Rejected::UnsupportedMediaType`]. The body is decoded by its
+//!    bytes (gzip magic), never by its label; a label that disagrees is noted.
+//! 2. **Reading** with the core's lenient reader and its [`Limits`] (REQUIREMENTS RCV-07,
+//!    RCV-11): every tolerated quirk becomes a stored deviation; an unusable report is
+//!    [`Rejected::BadData`] naming the JSON path, and nothing is stored.
+//! 3. **DKIM** (mail only, RFC 8460 §3): see [`crate::dkim`]. Under `require` a report that
+//!    does not pass is kept with status `rejected` and the reason ([`Accepted::Quarantined`]):
+//!    never silently dropped. Under `prefer` it is stored, marked with its DKIM result. A DNS
+//!    failure that prevents a verdict is [`Rejected::Unavailable`] (retry later), not a
+//!    rejection.
+//! 4. **Storage**: one transaction, de-duplicated by the database (REQUIREMENTS RCV-09); the
+//!    original bytes are kept compressed.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use tlsrpt_core::deviation::Deviation;
+use tlsrpt_core::message::{self, MessageError};
+use tlsrpt_core::read::{self, Limits, ReadError, Reading};
+use tlsrpt_store::{
+    DkimStatus, InsertOutcome, ReceivedReport, ReceivedStatus, ReceivedVia, Store, StoreError,
+};
+
+use crate::dkim::{Claims, DkimPolicy, DkimVerifier, Verdict};
+
+/// How a report arrived.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via {
+    /// HTTPS POST (RFC 8460 §5.4): the body is the report, no DKIM.
+    Https,
+    /// Email (RFC 8460 §5.3): the bytes are the whole RFC 5322 message.
+    Mail,
+}
+
+/// One arrival.
+#[derive(Clone, Copy, Debug)]
+pub struct Intake<'a> {
+    /// The body (HTTPS) or the whole message (mail).
+    pub bytes: &'a [u8],
+    /// The path it came by.
+    pub via: Via,
+    /// HTTP `Content-Type` (HTTPS only).
+    pub content_type: Option<&'a str>,
+    /// HTTP `Content-Encoding` (HTTPS only).
+    pub content_encoding: Option<&'a str>,
+    /// The client's address, for logs.
+    pub peer: Option<IpAddr>,
+}
+
+/// A report the pipeline took.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Accepted {
+    /// Stored under this id.
+    Stored {
+        /// Row id.
+        id: i64,
+    },
+    /// Already stored under this id (the sender must not retry: answer 2xx / exit 0).
+    Duplicate {
+        /// Row id of the earlier copy.
+        id: i64,
+    },
+    /// Kept as rejected (DKIM policy), never silently dropped.
+    Quarantined {
+        /// Row id.
+        id: i64,
+        /// Why (the DKIM verdict).
+        reason: String,
+    },
+}
+
+/// Why a report was not taken. Nothing was stored.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Rejected {
+    /// The input is not a usable report (HTTP 400, sysexit 65 EX_DATAERR).
+    #[error("bad data at {path}: {message}")]
+    BadData {
+        /// JSON path (`policies[0].summary.total-failure-session-count`), `$` for the whole
+        /// document, or a message location (`message`, `header:...`).
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A size limit was exceeded (HTTP 413, sysexit 65).
+    #[error("too large: over the limit {limit} = {max} bytes")]
+    TooLarge {
+        /// Which limit.
+        limit: &'static str,
+        /// Its value.
+        max: usize,
+    },
+    /// The media type or content encoding is not one we take (HTTP 415).
+    #[error("unsupported media type: {0}")]
+    UnsupportedMediaType(String),
+    /// A temporary problem on our side: the store, or DNS for DKIM (HTTP 503, sysexit 75
+    /// EX_TEMPFAIL). The sender should retry.
+    #[error("temporarily unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl Rejected {
+    /// The sysexits(3) code an MTA pipe should see: 65 (EX_DATAERR) for bad input, 75
+    /// (EX_TEMPFAIL) when retrying may help.
+    pub fn sysexit(&self) -> u8 {
+        match self {
+            Rejected::Unavailable(_) => 75,
+            _ => 65,
+        }
+    }
+}
+
+/// The intake pipeline. Cheap to clone (shared state behind an `Arc`).
+#[derive(Clone, Debug)]
+pub struct Pipeline {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Arc<Store>,
+    limits: Limits,
+    dkim: DkimVerifier,
+}
+
+impl Pipeline {
+    /// A pipeline storing into `store`, reading under `limits`, verifying mail with `dkim`.
+    pub fn new(store: Arc<Store>, limits: Limits, dkim: DkimVerifier) -> Self {
+        Pipeline {
+            inner: Arc::new(Inner {
+                store,
+                limits,
+                dkim,
+            }),
+        }
+    }
+
+    /// The store reports go to.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.inner.store
+    }
+
+    /// The reader limits.
+    pub fn limits(&self) -> &Limits {
+        &self.inner.limits
+    }
+
+    /// Takes one report; see the module docs for the steps.
+    pub async fn ingest(&self, intake: Intake<'_>) -> Result<Accepted, Rejected> {
+        let limits = &self.inner.limits;
+        if intake.bytes.len() > limits.max_input_bytes {
+            return Err(Rejected::TooLarge {
+                limit: "max_input_bytes",
+                max: limits.max_input_bytes,
+            });
+        }
+        let received_at = jiff::Timestamp::now();
+        let record = match intake.via {
+            Via::Https => {
+                let reading = read_https(&intake, limits)?;
+                ReceivedReport {
+                    report: reading.report,
+                    deviations: reading.deviations,
+                    raw: intake.bytes.to_vec(),
+                    via: ReceivedVia::Https,
+                    dkim: DkimStatus::Skipped,
+                    dkim_domain: None,
+                    dkim_selector: None,
+                    submitter: None,
+                    status: ReceivedStatus::Stored,
+                    reject_reason: None,
+                    received_at,
+                }
+            }
+            Via::Mail => {
+                let m = message::extract_report(intake.bytes, limits).map_err(message_error)?;
+                let claims = Claims {
+                    submitter: m.report_submitter.clone(),
+                    contact_info: m.reading.report.contact_info.clone(),
+                };
+                let verdict = self
+                    .inner
+                    .dkim
+                    .verify(intake.bytes, &claims)
+                    .await
+                    .map_err(|e| Rejected::Unavailable(e.to_string()))?;
+                let (status, reason) = decide(self.inner.dkim.policy(), &verdict);
+                let mut deviations = m.reading.deviations;
+                if let Some(d) = key_service_deviation(&verdict) {
+                    deviations.push(d);
+                }
+                ReceivedReport {
+                    report: m.reading.report,
+                    deviations,
+                    raw: intake.bytes.to_vec(),
+                    via: ReceivedVia::Mail,
+                    dkim: verdict.status,
+                    dkim_domain: verdict.domain,
+                    dkim_selector: verdict.selector,
+                    submitter: m.report_submitter,
+                    status,
+                    reject_reason: reason,
+                    received_at,
+                }
+            }
+        };
+        let status = record.status;
+        let reason = record.reject_reason.clone();
+        let outcome = self
+            .inner
+            .store
+            .insert_received(&record)
+            .await
+            .map_err(store_error)?;
+        let accepted = match (outcome, status) {
+            (
+                InsertOutcome::Stored(id) | InsertOutcome::Duplicate(id),
+                ReceivedStatus::Rejected,
+            ) => Accepted::Quarantined {
+                id,
+                reason: reason.unwrap_or_else(|| "rejected".into()),
+            },
+            (InsertOutcome::Stored(id), ReceivedStatus::Stored) => Accepted::Stored { id },
+            (InsertOutcome::Duplicate(id), ReceivedStatus::Stored) => Accepted::Duplicate { id },
+        };
+        tracing::info!(
+            via = ?intake.via,
+            peer = ?intake.peer,
+            organization = record.report.organization_name.as_deref().unwrap_or(""),
+            report_id = %record.report.report_id,
+            dkim = record.dkim.as_str(),
+            deviations = record.deviations.len(),
+            outcome = ?accepted,
+            "report received"
+        );
+        Ok(accepted)
+    }
+}
+
+/// RFC 8460 §3: the signing key SHOULD carry `s=tlsrpt`. Not required (REQUIREMENTS RCV-03,
+/// erratum 5889), but recorded with the report when it does not.
+fn key_service_deviation(v: &Verdict) -> Option<Deviation> {
+    if v.status != DkimStatus::Pass || !v.key_read {
+        return None;
+    }
+    let listed = v.key_services.as_deref().is_some_and(|l| {
+        l.split(':')
+            .any(|s| s.trim().eq_ignore_ascii_case("tlsrpt"))
+    });
+    (!listed).then(|| {
+        Deviation::new(
+            "header:DKIM-Signature",
+            "RCV-03",
+            format!(
+                "the DKIM key {}._domainkey.{} has {}; RFC 8460 §3 asks for s=tlsrpt (accepted)",
+                v.selector.as_deref().unwrap_or(""),
+                v.domain.as_deref().unwrap_or(""),
+                match v.key_services.as_deref() {
+                    Some(l) => format!("s={l}"),
+                    None => "no s= tag".to_owned(),
+                }
+            ),
+        )
+    })
+}
+
+/// Status and reason under the policy (RFC 8460 §3, REQUIREMENTS RCV-01, SEC-09).
+fn decide(policy: DkimPolicy, v: &Verdict) -> (ReceivedStatus, Option<String>) {
+    match (v.status, policy) {
+        (DkimStatus::Pass | DkimStatus::Skipped, _) | (_, DkimPolicy::Off) => {
+            (ReceivedStatus::Stored, None)
+        }
+        (_, DkimPolicy::Prefer) => (
+            ReceivedStatus::Stored,
+            Some(format!(
+                "unverified: {}",
+                v.reason.as_deref().unwrap_or("DKIM did not pass")
+            )),
+        ),
+        (_, DkimPolicy::Require) => (
+            ReceivedStatus::Rejected,
+            Some(format!(
+                "RFC 8460 §3: no valid DKIM signature by the reporting domain: {}",
+                v.reason.as_deref().unwrap_or("DKIM did not pass")
+            )),
+        ),
+    }
+}
+
+/// The media type without parameters, lower case.
+fn essence(ct: &str) -> String {
+    ct.split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+fn read_https(intake: &Intake<'_>, limits: &Limits) -> Result<Reading, Rejected> {
+    let mut devs = Vec::new();
+    // REQUIREMENTS HTTP-02: the Content-Type says the compression.
+    let declared_gzip = match intake.content_type.map(essence).as_deref() {
+        Some("application/tlsrpt+gzip") => true,
+        Some("application/tlsrpt+json") => false,
+        Some(t @ "application/json") => {
+            devs.push(Deviation::new(
+                "http:Content-Type",
+                "HTTP-02",
+                format!("Content-Type {t} instead of application/tlsrpt+json"),
+            ));
+            false
+        }
+        Some(t @ ("application/gzip" | "application/x-gzip")) => {
+            devs.push(Deviation::new(
+                "http:Content-Type",
+                "HTTP-02",
+                format!("Content-Type {t} instead of application/tlsrpt+gzip"),
+            ));
+            true
+        }
+        Some(other) => {
+            return Err(Rejected::UnsupportedMediaType(format!(
+                "Content-Type {:?}; expected application/tlsrpt+gzip or application/tlsrpt+json",
+                short(other)
+            )));
+        }
+        None => {
+            return Err(Rejected::UnsupportedMediaType(
+                "no Content-Type; expected application/tlsrpt+gzip or application/tlsrpt+json"
+                    .into(),
+            ));
+        }
+    };
+    let body: std::borrow::Cow<'_, [u8]> = match intake.content_encoding.map(essence).as_deref() {
+        None | Some("" | "identity") => intake.bytes.into(),
+        Some("gzip" | "x-gzip") => {
+            devs.push(Deviation::new(
+                "http:Content-Encoding",
+                "HTTP-02",
+                "Content-Encoding: gzip; RFC 8460 §5.4 uses Content-Type application/tlsrpt+gzip",
+            ));
+            read::gunzip(intake.bytes, limits)
+                .map_err(read_error)?
+                .into()
+        }
+        Some(other) => {
+            return Err(Rejected::UnsupportedMediaType(format!(
+                "Content-Encoding {:?}; only gzip is accepted",
+                short(other)
+            )));
+        }
+    };
+    let is_gzip = read::is_gzip(&body);
+    if is_gzip != declared_gzip {
+        devs.push(Deviation::new(
+            "http:Content-Type",
+            "HTTP-02",
+            if is_gzip {
+                "declared JSON but the body is gzip; read as gzip"
+            } else {
+                "declared gzip but the body is not gzip; read as JSON"
+            },
+        ));
+    }
+    let mut reading = read::read_report(&body, limits).map_err(read_error)?;
+    reading.deviations.extend(devs);
+    Ok(reading)
+}
+
+/// At most 64 characters of untrusted text, for messages (never megabytes of header).
+fn short(s: &str) -> String {
+    s.chars().take(64).collect()
+}
+
+fn read_error(e: ReadError) -> Rejected {
+    match e {
+        ReadError::InputTooLarge { max, .. } => Rejected::TooLarge {
+            limit: "max_input_bytes",
+            max,
+        },
+        ReadError::DecompressedTooLarge { max } => Rejected::TooLarge {
+            limit: "max_decompressed_bytes",
+            max,
+        },
+        ReadError::TooMany { ref path, .. } => Rejected::BadData {
+            path: path.clone(),
+            message: e.to_string(),
+        },
+        ReadError::Invalid(ref problems) => Rejected::BadData {
+            path: problems
+                .first()
+                .map(|p| p.path.clone())
+                .unwrap_or_else(|| "$".into()),
+            message: e.to_string(),
+        },
+        other => Rejected::BadData {
+            path: "$".into(),
+            message: other.to_string(),
+        },
+    }
+}
+
+fn message_error(e: MessageError) -> Rejected {
+    match e {
+        MessageError::TooLarge { limit, .. } => Rejected::TooLarge {
+            limit: "max_input_bytes",
+            max: limit,
+        },
+        MessageError::Report { source, .. } => read_error(source),
+        other => Rejected::BadData {
+            path: "message".into(),
+            message: other.to_string(),
+        },
+    }
+}
+
+fn store_error(e: StoreError) -> Rejected {
+    // Every store failure is answered "try again later": a corrupt database or a failed
+    // migration is the operator's problem, and the sender's copy is the only one until fixed.
+    Rejected::Unavailable(e.to_string())
+}
