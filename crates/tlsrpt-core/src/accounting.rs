@@ -28,6 +28,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::mtasts::mx_matches;
 use crate::report::{PolicyResult, Report, Summary};
 use crate::types::PolicyType;
 
@@ -128,18 +129,6 @@ fn mx_patterns(p: &PolicyResult) -> Vec<String> {
     out
 }
 
-/// RFC 8461 §4.1: a pattern `*.example.com` matches a host with exactly one more left-most
-/// label; any other pattern matches the same name only. Both sides already normalised.
-pub fn mx_pattern_matches(pattern: &str, host: &str) -> bool {
-    match pattern.strip_prefix("*.") {
-        Some(suffix) => match host.split_once('.') {
-            Some((first, rest)) => !first.is_empty() && rest == suffix,
-            None => false,
-        },
-        None => pattern == host,
-    }
-}
-
 fn groups(report: &Report) -> Vec<Group> {
     let mut groups: Vec<Group> = Vec::new();
     // (group index, normalised policy domain, mx patterns) per anchor group.
@@ -178,8 +167,7 @@ fn groups(report: &Report) -> Vec<Group> {
             anchor_info
                 .iter()
                 .find(|(_, ad, pats)| {
-                    (!ad.is_empty() && *ad == d)
-                        || pats.iter().any(|pat| mx_pattern_matches(pat, &d))
+                    (!ad.is_empty() && *ad == d) || pats.iter().any(|pat| mx_matches(pat, &d))
                 })
                 .map(|(g, _, _)| *g)
         });
@@ -189,18 +177,4 @@ fn groups(report: &Report) -> Vec<Group> {
         }
     }
     groups
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rfc_8461_wildcard_matches_one_label() {
-        assert!(mx_pattern_matches("*.example.com", "mx.example.com"));
-        assert!(!mx_pattern_matches("*.example.com", "a.mx.example.com"));
-        assert!(!mx_pattern_matches("*.example.com", "example.com"));
-        assert!(mx_pattern_matches("mx.example.com", "mx.example.com"));
-        assert!(!mx_pattern_matches("mx.example.com", "mx2.example.com"));
-    }
 }

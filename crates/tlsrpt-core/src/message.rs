@@ -547,10 +547,10 @@ fn body_policy_domains(report: &Report) -> Vec<String> {
 
 /// Domain part of `contact-info`, if it is an addr-spec.
 fn contact_domain(report: &Report) -> Option<String> {
-    let contact = report.contact_info.as_deref()?;
-    let (_, domain) = contact.rsplit_once('@')?;
-    let domain = domain.trim().trim_end_matches('>');
-    (!domain.is_empty()).then(|| norm_domain(domain))
+    report
+        .contact_info
+        .as_deref()
+        .and_then(crate::naming::contact_domain)
 }
 
 fn check_headers(

@@ -10,7 +10,6 @@ use std::fmt;
 
 use jiff::Timestamp;
 use jiff::civil::Date;
-use jiff::tz::TimeZone;
 
 use crate::deviation::Deviation;
 use crate::report::DateRange;
@@ -119,7 +118,7 @@ impl ReportFilename {
         unique_id: Option<&str>,
         gzip: bool,
     ) -> Result<Self, NamingError> {
-        let range = day_range(day)?;
+        let range = DateRange::utc_day(day);
         Self::new(sender, policy_domain, range, unique_id, gzip)
     }
 
@@ -576,22 +575,33 @@ fn is_dot_atom_text(s: &str) -> bool {
         })
 }
 
-/// The date-range of one UTC day: `00:00:00Z` to `23:59:59Z` (REQUIREMENTS JSON-12, MAIL-09).
-pub fn day_range(day: Date) -> Result<DateRange, NamingError> {
-    let start = day
-        .to_zoned_datetime(TimeZone::UTC)
-        .map_err(|e| NamingError::Malformed {
-            part: "day",
-            problem: e.to_string(),
-        })?
-        .timestamp();
-    let end = Timestamp::from_second(start.as_second() + DAY_END_OFFSET).map_err(|e| {
-        NamingError::Malformed {
-            part: "day",
-            problem: e.to_string(),
-        }
-    })?;
-    Ok(DateRange { start, end })
+/// The reporting domain that `contact-info` names: the domain of its addr-spec, in lower-case
+/// A-labels. `TLS-Report-Submitter` MUST equal it (RFC 8460 §5.3, REQUIREMENTS MAIL-05,
+/// JSON-13), the §5.1 filename's `sender` is it, and a DKIM `d=` must align with it (RCV-01).
+/// Real senders also write a `mailto:` URI, a URL or a bare domain there; those give their host.
+/// `None` when no valid domain can be found.
+///
+/// ```
+/// use tlsrpt_core::naming::contact_domain;
+/// assert_eq!(contact_domain("smtp-tls-reporting@Google.COM").as_deref(), Some("google.com"));
+/// assert_eq!(contact_domain("mailto:tls@example.org").as_deref(), Some("example.org"));
+/// assert_eq!(contact_domain("https://reports.example.net/tlsrpt").as_deref(), Some("reports.example.net"));
+/// assert_eq!(contact_domain("call us maybe"), None);
+/// ```
+pub fn contact_domain(contact_info: &str) -> Option<String> {
+    let c = contact_info.trim();
+    let c = match c.get(..7) {
+        Some(p) if p.eq_ignore_ascii_case("mailto:") => &c[7..],
+        _ => c,
+    };
+    let host = if let Some((_, domain)) = c.rsplit_once('@') {
+        domain.trim_end_matches('>')
+    } else if let Some((_, rest)) = c.split_once("://") {
+        rest.split(['/', '?', '#', ':']).next().unwrap_or("")
+    } else {
+        c
+    };
+    crate::domain::normalize(host.trim()).ok()
 }
 
 /// Converts a domain to lower-case A-labels and checks it is a host name (LDH labels of 1..63

@@ -11,6 +11,8 @@
 //! (RFC 5952 for IPv6, REQUIREMENTS JSON-22).
 
 use jiff::Timestamp;
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
 
 use crate::types::{PolicyType, ResultType};
 
@@ -36,6 +38,20 @@ pub struct DateRange {
     pub start: Timestamp,
     /// `end-datetime`
     pub end: Timestamp,
+}
+
+impl DateRange {
+    /// The date-range of one whole UTC day, `YYYY-MM-DDT00:00:00Z` … `YYYY-MM-DDT23:59:59Z`:
+    /// what we write (RFC 8460 §4.1, REQUIREMENTS RPT-02, JSON-12) and what the §5.1 filename's
+    /// timestamps encode (end = begin + 86399, MAIL-09). Days at the very edge of jiff's range
+    /// clamp to its limits instead of failing.
+    pub fn utc_day(day: Date) -> DateRange {
+        let at = |h, m, s| TimeZone::UTC.to_timestamp(day.at(h, m, s, 0));
+        DateRange {
+            start: at(0, 0, 0).unwrap_or(Timestamp::MIN),
+            end: at(23, 59, 59).unwrap_or(Timestamp::MAX),
+        }
+    }
 }
 
 /// One element of `policies`: an applied policy with its counters.

@@ -48,9 +48,6 @@ pub struct Tally {
     pub reports: BTreeMap<ReportKey, BTreeMap<Policy, PolicyCounters>>,
 }
 
-use jiff::Timestamp;
-use jiff::tz::TimeZone;
-
 use crate::datagram::{Datagram, DatagramError};
 use crate::report::{DateRange, PolicyResult, Report, Summary};
 
@@ -86,17 +83,6 @@ fn add_failure_count(map: &mut BTreeMap<FailureKey, u64>, key: &FailureKey, n: u
     k.failed_session_count = 0;
     let c = map.entry(k).or_insert(0);
     *c = c.saturating_add(n);
-}
-
-/// The date-range of the report for `day`: the whole UTC day, written as
-/// `YYYY-MM-DDT00:00:00Z` … `YYYY-MM-DDT23:59:59Z` (RFC 8460 §4.1, REQUIREMENTS RPT-02,
-/// JSON-12). Days at the very edge of jiff's range clamp to its limits instead of failing.
-pub fn day_range(day: Date) -> DateRange {
-    let at = |h, m, s| TimeZone::UTC.to_timestamp(day.at(h, m, s, 0));
-    DateRange {
-        start: at(0, 0, 0).unwrap_or(Timestamp::MIN),
-        end: at(23, 59, 59).unwrap_or(Timestamp::MAX),
-    }
 }
 
 impl Tally {
@@ -205,7 +191,7 @@ impl Tally {
 
     /// Builds one RFC 8460 report per [`ReportKey`] (REQUIREMENTS RPT-04), in key order.
     ///
-    /// * `date-range` is the whole UTC day ([`day_range`], JSON-12).
+    /// * `date-range` is the whole UTC day ([`DateRange::utc_day`], JSON-12).
     /// * `policies` come in [`Policy`] order, `failure-details` in failure-key order, so equal
     ///   tallies give byte-identical reports whatever order they were built in.
     /// * Policies with nothing counted and reports with no such policy are left out.
@@ -246,7 +232,7 @@ impl Tally {
                 key.clone(),
                 Report {
                     organization_name: Some(organization_name.to_owned()),
-                    date_range: day_range(key.day),
+                    date_range: DateRange::utc_day(key.day),
                     contact_info: Some(contact_info.to_owned()),
                     report_id: report_id(key),
                     policies,

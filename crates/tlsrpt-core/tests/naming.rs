@@ -5,8 +5,7 @@ use jiff::Timestamp;
 use jiff::civil::date;
 use tlsrpt_core::DateRange;
 use tlsrpt_core::naming::{
-    NamingError, ReportFilename, ReportSubject, day_range, is_msg_id, parse_filename,
-    parse_subject, report_id,
+    NamingError, ReportFilename, ReportSubject, is_msg_id, parse_filename, parse_subject, report_id,
 };
 
 fn rules(devs: &[tlsrpt_core::Deviation]) -> Vec<&'static str> {
@@ -48,7 +47,7 @@ fn mail_09_end_is_begin_plus_86399_for_a_day() {
     for d in [date(2020, 2, 29), date(2024, 12, 31), date(1970, 1, 1)] {
         let f = ReportFilename::for_day("a.example", "b.example", d, None, true).unwrap();
         assert_eq!(f.end - f.begin, 86_399);
-        let range = day_range(d).unwrap();
+        let range = tlsrpt_core::DateRange::utc_day(d);
         assert_eq!(f.begin, range.start.as_second());
         assert_eq!(range.end.to_string(), format!("{d}T23:59:59Z"));
         assert!(f.to_string().ends_with(".json.gz"));

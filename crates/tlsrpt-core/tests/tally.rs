@@ -2,8 +2,9 @@
 
 use jiff::civil::{Date, date};
 use proptest::prelude::*;
+use tlsrpt_core::DateRange;
 use tlsrpt_core::datagram::{DatagramBuf, FailureBuf, PolicyBuf, decode};
-use tlsrpt_core::tally::{ReportKey, Tally, day_range};
+use tlsrpt_core::tally::{ReportKey, Tally};
 use tlsrpt_core::{PolicyType, Report, ResultType, write};
 
 const DAY: Date = date(2026, 11, 28);
@@ -89,7 +90,7 @@ fn rpt_08_failure_details_group_on_the_full_key() {
 
 #[test]
 fn json_12_date_range_is_the_utc_day() {
-    let r = day_range(DAY);
+    let r = DateRange::utc_day(DAY);
     assert_eq!(r.start.to_string(), "2026-11-28T00:00:00Z");
     assert_eq!(r.end.to_string(), "2026-11-28T23:59:59Z");
     let mut t = Tally::new();

@@ -444,20 +444,8 @@ fn email_domain(addr: &str) -> Option<String> {
     clean_domain(d)
 }
 
-/// The domain of a `contact-info` value: an e-mail address (optionally `mailto:`), a URI with
-/// a host, or a bare domain. Free text gives `None` (nothing to align with).
-pub fn contact_domain(contact: &str) -> Option<String> {
-    let c = contact.trim();
-    let c = c.strip_prefix("mailto:").unwrap_or(c);
-    if c.contains('@') {
-        return email_domain(c);
-    }
-    if let Some((_, rest)) = c.split_once("://") {
-        let host = rest.split(['/', '?', '#', ':']).next().unwrap_or("");
-        return clean_domain(host);
-    }
-    clean_domain(c)
-}
+/// The domain of a `contact-info` value (one definition, in the core).
+pub use tlsrpt_core::naming::contact_domain;
 
 /// Most signatures by the reporting organisation verified per message (each costs a DNS
 /// query): real report mail carries one or two.

@@ -73,23 +73,12 @@ pub enum MailError {
 /// The domain part of `contact-info`, lower case, without a trailing dot: the value of
 /// `TLS-Report-Submitter` (RFC 8460 §5.3, REQUIREMENTS MAIL-05).
 pub fn submitter_domain(report: &Report) -> Result<String, MailError> {
-    let err = || MailError::ContactInfo(report.contact_info.clone());
-    let contact = report.contact_info.as_deref().ok_or_else(err)?;
-    let contact = contact.trim();
-    let contact = contact
-        .strip_prefix("mailto:")
-        .or_else(|| contact.strip_prefix("MAILTO:"))
-        .unwrap_or(contact);
-    let (_, domain) = contact.rsplit_once('@').ok_or_else(err)?;
-    let domain = domain.trim_end_matches('>').trim_end_matches('.');
-    if domain.is_empty()
-        || !domain
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b >= 0x80)
-    {
-        return Err(err());
-    }
-    Ok(domain.to_ascii_lowercase())
+    report
+        .contact_info
+        .as_deref()
+        .filter(|c| c.contains('@')) // an addr-spec, as we write it (JSON-13)
+        .and_then(tlsrpt_core::naming::contact_domain)
+        .ok_or_else(|| MailError::ContactInfo(report.contact_info.clone()))
 }
 
 /// A Message-ID (without angle brackets) for `report_id` sent to `to`: stable across retries

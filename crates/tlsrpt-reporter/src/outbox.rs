@@ -99,12 +99,13 @@ pub struct Built {
 
 /// The submitter domain: the domain of `contact_info` (`tlsrpt@example.org` → `example.org`).
 pub fn submitter_domain(contact_info: &str) -> Result<String, BuildError> {
-    match contact_info.trim().rsplit_once('@') {
-        Some((_, d)) if !d.trim_end_matches('>').is_empty() => {
-            Ok(d.trim_end_matches('>').to_ascii_lowercase())
-        }
-        _ => Err(BuildError::Submitter(contact_info.to_owned())),
-    }
+    // What we write must be an addr-spec (REQUIREMENTS JSON-13); readers of other senders'
+    // reports are more lenient, so the shared helper also takes URLs and bare domains.
+    contact_info
+        .contains('@')
+        .then(|| tlsrpt_core::naming::contact_domain(contact_info))
+        .flatten()
+        .ok_or_else(|| BuildError::Submitter(contact_info.to_owned()))
 }
 
 /// A random alphanumeric token (REQUIREMENTS MAIL-10).

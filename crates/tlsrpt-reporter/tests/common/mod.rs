@@ -5,7 +5,8 @@
 use std::path::PathBuf;
 
 use jiff::civil::date;
-use tlsrpt_core::naming::{ReportFilename, day_range, report_id};
+use tlsrpt_core::DateRange;
+use tlsrpt_core::naming::{ReportFilename, report_id};
 use tlsrpt_core::report::{FailureDetail, Policy, PolicyResult, Report, Summary};
 use tlsrpt_core::types::{PolicyType, ResultType};
 use tlsrpt_reporter::ReportToSend;
@@ -46,7 +47,7 @@ fn detail(rt: ResultType, n: u64, ip: &str, mx: &str, code: Option<&str>) -> Fai
 /// A report for `policy_domain` of the given shape, made with the core's naming.
 pub fn sample(shape: Shape, policy_domain: &str) -> ReportToSend {
     let day = date(2026, 11, 28);
-    let range = day_range(day).unwrap();
+    let range = DateRange::utc_day(day);
     let policies = match shape {
         Shape::StsWithFailures => vec![PolicyResult {
             policy: Policy {
