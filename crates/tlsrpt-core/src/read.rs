@@ -50,7 +50,6 @@ use std::borrow::Cow;
 use std::cell::Cell;
 use std::collections::HashSet;
 use std::fmt;
-use std::io::Read;
 use std::net::IpAddr;
 
 use jiff::Timestamp;
@@ -308,8 +307,14 @@ pub fn read_json(bytes: &[u8], limits: &Limits) -> Result<Reading, ReadError> {
     read_json_text(bytes, limits)
 }
 
-/// Decompresses one gzip member (RFC 1952) with bounded output: the decoder is read through
-/// `take(max_decompressed_bytes + 1)`, so a bomb costs at most that much memory and time.
+/// Decompresses one gzip member (RFC 1952) with bounded output: inflation stops as soon as
+/// the output passes `max_decompressed_bytes`, so a bomb costs at most that much memory and
+/// time. The header and the CRC-32/ISIZE trailer are checked here; anything after the member
+/// (including a second member) is rejected.
+///
+/// Reports are small and arrive by the thousand, so the inflate state (tens of KiB) is kept
+/// per thread and reset rather than allocated for every report: that setup used to cost more
+/// than inflating a typical 400-byte report.
 pub fn gunzip(bytes: &[u8], limits: &Limits) -> Result<Vec<u8>, ReadError> {
     if bytes.len() > limits.max_input_bytes {
         return Err(ReadError::InputTooLarge {
@@ -321,29 +326,125 @@ pub fn gunzip(bytes: &[u8], limits: &Limits) -> Result<Vec<u8>, ReadError> {
         return Err(ReadError::NotGzip);
     }
     let cap = limits.max_decompressed_bytes;
-    let mut decoder = flate2::bufread::GzDecoder::new(bytes);
-    let mut out = Vec::with_capacity(bytes.len().saturating_mul(4).min(cap));
-    let read = (&mut decoder)
-        .take(cap as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| {
-            if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                ReadError::Gzip("truncated stream".into())
-            } else {
-                ReadError::Gzip(e.to_string())
-            }
-        })?;
-    if read > cap {
-        return Err(ReadError::DecompressedTooLarge { max: cap });
+    let body = gzip_header_len(bytes)?;
+    let input = &bytes[body..];
+    let (out, used) = INFLATE.with(|cell| {
+        let mut inflate = cell.borrow_mut();
+        inflate.reset(false); // raw deflate: RFC 1952 wraps RFC 1951, not zlib
+        inflate_bounded(&mut inflate, input, cap)
+    })?;
+    // RFC 1952 §2.3.1: CRC32 then ISIZE (the length modulo 2^32), both little-endian.
+    let trailer = input.get(used..used + 8).ok_or_else(truncated)?;
+    let mut crc = flate2::Crc::new();
+    crc.update(&out);
+    let want_crc = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
+    let want_len = u32::from_le_bytes([trailer[4], trailer[5], trailer[6], trailer[7]]);
+    if crc.sum() != want_crc {
+        return Err(ReadError::Gzip("CRC-32 mismatch (corrupt data)".into()));
     }
-    let rest = decoder.into_inner();
-    if !rest.is_empty() {
+    if out.len() as u32 != want_len {
+        return Err(ReadError::Gzip(
+            "length in the trailer does not match the data".into(),
+        ));
+    }
+    let end = body + used + 8;
+    if end < bytes.len() {
         return Err(ReadError::GzipTrailingData {
-            offset: bytes.len() - rest.len(),
-            count: rest.len(),
+            offset: end,
+            count: bytes.len() - end,
         });
     }
     Ok(out)
+}
+
+thread_local! {
+    static INFLATE: std::cell::RefCell<flate2::Decompress> =
+        std::cell::RefCell::new(flate2::Decompress::new(false));
+}
+
+fn truncated() -> ReadError {
+    ReadError::Gzip("truncated stream".into())
+}
+
+/// Length of the RFC 1952 §2.3 member header: the fixed 10 bytes, then the optional extra
+/// field, file name, comment and header CRC that `FLG` announces. The file name is skipped,
+/// never used (REQUIREMENTS RCV-05, IANA-03).
+fn gzip_header_len(b: &[u8]) -> Result<usize, ReadError> {
+    const FHCRC: u8 = 0x02;
+    const FEXTRA: u8 = 0x04;
+    const FNAME: u8 = 0x08;
+    const FCOMMENT: u8 = 0x10;
+    const RESERVED: u8 = 0xe0;
+    let fixed = b.get(..10).ok_or_else(truncated)?;
+    if fixed[2] != 8 {
+        return Err(ReadError::Gzip(format!(
+            "compression method {} is not deflate (8)",
+            fixed[2]
+        )));
+    }
+    let flags = fixed[3];
+    if flags & RESERVED != 0 {
+        return Err(ReadError::Gzip("reserved header flags are set".into()));
+    }
+    let mut at = 10;
+    if flags & FEXTRA != 0 {
+        let xlen = b.get(at..at + 2).ok_or_else(truncated)?;
+        at += 2 + usize::from(u16::from_le_bytes([xlen[0], xlen[1]]));
+    }
+    for flag in [FNAME, FCOMMENT] {
+        if flags & flag != 0 {
+            let zero = b.get(at..).and_then(|r| r.iter().position(|&c| c == 0));
+            at += zero.ok_or_else(truncated)? + 1;
+        }
+    }
+    if flags & FHCRC != 0 {
+        at += 2;
+    }
+    if at > b.len() {
+        return Err(truncated());
+    }
+    Ok(at)
+}
+
+/// Inflates `input` into a new vector of at most `cap` bytes; returns it with the number of
+/// input bytes the deflate stream used.
+fn inflate_bounded(
+    inflate: &mut flate2::Decompress,
+    input: &[u8],
+    cap: usize,
+) -> Result<(Vec<u8>, usize), ReadError> {
+    let mut out: Vec<u8> = Vec::with_capacity(input.len().saturating_mul(4).clamp(64, cap.max(64)));
+    loop {
+        if out.len() == out.capacity() {
+            if out.len() > cap {
+                return Err(ReadError::DecompressedTooLarge { max: cap });
+            }
+            // Grow geometrically, but never past cap + 1 (one byte over proves the excess).
+            let more = out.len().max(64).min(cap + 1 - out.len());
+            out.reserve_exact(more);
+        }
+        let used = usize::try_from(inflate.total_in()).unwrap_or(usize::MAX);
+        let produced = out.len();
+        let status = inflate
+            .decompress_vec(
+                input.get(used..).unwrap_or_default(),
+                &mut out,
+                flate2::FlushDecompress::None,
+            )
+            .map_err(|e| ReadError::Gzip(format!("invalid deflate data: {e}")))?;
+        if out.len() > cap {
+            return Err(ReadError::DecompressedTooLarge { max: cap });
+        }
+        let used_now = usize::try_from(inflate.total_in()).unwrap_or(usize::MAX);
+        match status {
+            flate2::Status::StreamEnd => return Ok((out, used_now)),
+            _ if used_now == used && out.len() == produced && out.len() < out.capacity() => {
+                // No progress with room to write: the input ended inside the stream.
+                return Err(truncated());
+            }
+            _ => {}
+        }
+    }
 }
 
 // ------------------------------------------------------------------------------------------
