@@ -25,13 +25,13 @@ enum Command {
     /// Validate and pretty-print TLS reports (JSON, gzip or whole e-mail messages).
     #[command(after_help = cmd::validate::EXAMPLES)]
     Validate(cmd::validate::Args),
-    /// Check a domain's TLSRPT record.
+    /// Check a domain's TLSRPT record (live: with its MTA-STS policy, MX and TLSA), or a given RRset.
     #[command(after_help = cmd::check::EXAMPLES)]
     Check(cmd::check::Args),
-    /// Run the daemon roles that the config file enables (collector, ...).
+    /// Run the roles the config file enables: collector, reporter, receiver, JSON API.
     #[command(after_help = cmd::serve::EXAMPLES)]
     Serve(cmd::serve::Args),
-    /// Build (and later send) the daily reports from the store.
+    /// Build, send and list the daily reports (preview, send, list).
     #[command(subcommand)]
     Report(cmd::report::Command),
     /// Take reports delivered by mail: one message on stdin or a file, or a Maildir.
