@@ -10,6 +10,12 @@
 #
 # Usage: scripts/bench-receiver.sh [SECONDS] [CONNECTIONS]   (default 15 s, 32 connections)
 # Prints requests/s and latency percentiles, then checks how many reports the store holds.
+#
+# Measured 2026-11-29 on the 2-core build machine (wrk on the same cores), 15 s, 32 connections:
+#   distinct reports, each stored: 1,395 requests/s, p50 22 ms, p99 38 ms, 0 errors;
+#   duplicates (parsed, answered 200 "duplicate"): 7,419 requests/s, p99 10 ms.
+# The server used ~90% of one core while storing: the limit is the serialised SQLite write path
+# (one transaction and ~6 statement round trips per report), not HTTP or parsing.
 set -euo pipefail
 
 DURATION=${1:-15}
@@ -97,9 +103,11 @@ PY
 cat > "$WORK/post.lua" <<'LUA'
 -- Each wrk thread POSTs its own file of gzip reports in turn.
 local counter = 0
+local threads = {}
 function setup(thread)
   counter = counter + 1
   thread:set("tid", counter)
+  table.insert(threads, thread)
 end
 function init(args)
   local f = assert(io.open(os.getenv("BENCH_DIR") .. "/bodies-" .. tid .. ".bin", "rb"))
@@ -114,14 +122,23 @@ function init(args)
     pos = pos + 4 + len
   end
   idx = 0
+  -- BENCH_LIMIT: re-send only the first N bodies (all already stored: the duplicate path).
+  limit = tonumber(os.getenv("BENCH_LIMIT") or "0")
+  if limit <= 0 or limit > #bodies then limit = #bodies end
   headers = { ["Content-Type"] = "application/tlsrpt+gzip" }
 end
 function request()
   idx = idx + 1
-  if idx > #bodies then idx = 1 end
-  return wrk.format("POST", "/tlsrpt", headers, bodies[idx])
+  local i = (idx - 1) % limit + 1
+  return wrk.format("POST", "/tlsrpt", headers, bodies[i])
 end
 function done(summary, latency, requests)
+  local least = nil
+  for _, t in ipairs(threads) do
+    local n = t:get("idx")
+    if least == nil or n < least then least = n end
+  end
+  io.write(string.format("least bodies sent by one thread: %d\n", least or 0))
   local codes = summary.errors
   io.write(string.format("requests: %d  non-2xx/3xx: %d  socket errors: connect %d read %d write %d timeout %d\n",
     summary.requests, codes.status, codes.connect, codes.read, codes.write, codes.timeout))
@@ -151,8 +168,11 @@ done
 
 export BENCH_DIR="$WORK"
 echo "== distinct reports (stored): ${DURATION}s, $THREADS threads, $CONNS connections"
-wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -s "$WORK/post.lua" "http://127.0.0.1:$PORT/tlsrpt"
-echo "== same bodies again (duplicates): 5s"
+wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -s "$WORK/post.lua" "http://127.0.0.1:$PORT/tlsrpt" | tee "$WORK/run1.txt"
+# Requests still in flight when wrk stopped may not have been answered: leave a margin.
+SENT=$(awk '/least bodies sent/ {print $NF}' "$WORK/run1.txt")
+export BENCH_LIMIT=$(( SENT > 2 * CONNS ? SENT - 2 * CONNS : 1 ))
+echo "== the first $BENCH_LIMIT bodies of each thread again (all duplicates): 5s"
 wrk -t"$THREADS" -c"$CONNS" -d5s --latency -s "$WORK/post.lua" "http://127.0.0.1:$PORT/tlsrpt"
 
 kill -TERM "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""

@@ -310,8 +310,14 @@ fn check_media(headers: &HeaderMap) -> Result<Label, String> {
         }
     };
     let mut codings = headers.get_all(header::CONTENT_ENCODING).iter();
-    let (Some(v), None) = (codings.next(), codings.next()) else {
-        return Ok(label);
+    let v = match (codings.next(), codings.next()) {
+        (None, _) => return Ok(label),
+        (Some(v), None) => v,
+        (Some(_), Some(_)) => {
+            return Err(
+                "several Content-Encoding headers: at most one gzip layer is accepted".to_owned(),
+            );
+        }
     };
     let v = v
         .to_str()
@@ -752,5 +758,109 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn http_02_media_type_rules() {
+        let ok = |p: &[(&str, &str)]| check_media(&headers(p));
+        assert_eq!(
+            ok(&[("content-type", "application/tlsrpt+gzip")]),
+            Ok(Label::Standard)
+        );
+        assert_eq!(
+            ok(&[("content-type", "Application/TLSRPT+JSON; charset=utf-8")]),
+            Ok(Label::Standard)
+        );
+        assert_eq!(
+            ok(&[("content-type", "application/json")]),
+            Ok(Label::Deviation)
+        );
+        assert_eq!(
+            ok(&[
+                ("content-type", "application/tlsrpt+json"),
+                ("content-encoding", "gzip")
+            ]),
+            Ok(Label::Deviation)
+        );
+        assert_eq!(
+            ok(&[
+                ("content-type", "application/tlsrpt+json"),
+                ("content-encoding", "identity")
+            ]),
+            Ok(Label::Standard)
+        );
+        for bad in [
+            vec![],
+            vec![("content-type", "text/html")],
+            vec![("content-type", "application/octet-stream")],
+            vec![
+                ("content-type", "application/tlsrpt+gzip"),
+                ("content-encoding", "br"),
+            ],
+            vec![
+                ("content-type", "application/tlsrpt+gzip"),
+                ("content-encoding", "gzip"),
+                ("content-encoding", "gzip"),
+            ],
+        ] {
+            assert!(ok(&bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn sec_01_forwarded_for_only_from_trusted_proxies() {
+        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
+        let h = headers(&[("x-forwarded-for", "198.51.100.9, 192.0.2.7")]);
+        // Untrusted peer: the header is ignored (anyone can send it).
+        let peer: IpAddr = "203.0.113.5".parse().unwrap();
+        assert_eq!(client_ip(Some(peer), &h, &[proxy]), Some(peer));
+        // Trusted proxy: its right-most entry, the address it saw.
+        assert_eq!(
+            client_ip(Some(proxy), &h, &[proxy]),
+            Some("192.0.2.7".parse().unwrap())
+        );
+        // Trusted proxy without a usable header: the proxy itself.
+        assert_eq!(
+            client_ip(
+                Some(proxy),
+                &headers(&[("x-forwarded-for", "junk")]),
+                &[proxy]
+            ),
+            Some(proxy)
+        );
+        assert_eq!(client_ip(None, &h, &[proxy]), None);
+    }
+
+    #[test]
+    fn config_validation_names_the_problem() {
+        assert!(HttpConfig::default().validate().is_ok());
+        for p in ["tlsrpt", "/a b", "/{id}", "/x?y", ""] {
+            let c = HttpConfig {
+                path: p.into(),
+                ..HttpConfig::default()
+            };
+            assert!(matches!(c.validate(), Err(ConfigError::Path(_))), "{p:?}");
+        }
+        let c = HttpConfig {
+            max_body_bytes: 0,
+            ..HttpConfig::default()
+        };
+        assert_eq!(c.validate(), Err(ConfigError::Zero("max_body_bytes")));
     }
 }

@@ -287,7 +287,8 @@ async fn sec_02_hostile_corpus_rejected_while_good_reports_are_stored() {
     assert_eq!(listed, good_ids);
     // The 1 GiB bombs cost bounded memory (limits: 10 MiB body, 20 MiB inflated).
     let peak = peak_rss_mib();
-    assert!(peak < 600, "peak RSS {peak} MiB");
+    eprintln!("peak RSS {peak} MiB");
+    assert!(peak < 256, "peak RSS {peak} MiB");
     srv.stop().await;
 }
 
