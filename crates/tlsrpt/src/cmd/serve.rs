@@ -6,6 +6,11 @@
 //! `[store] retention_days`. SIGTERM or SIGINT stops everything gracefully: the collector
 //! flushes what it holds, removes its socket file, and the store is closed (WAL checkpoint).
 //!
+//! `[receiver]` adds the HTTP(S) endpoint reports are POSTed to and `[web]` the JSON API over
+//! received reports (module `receiver`); on SIGTERM they finish the requests in flight. With
+//! no config file, the receiver (127.0.0.1:8460) and the web listener (127.0.0.1:8461) run
+//! too.
+//!
 //! Logs go to stderr through `tracing` (`RUST_LOG` sets the level; default `info`): one line
 //! at start with the socket and the store, errors as they happen, each flush at `debug`.
 
@@ -28,7 +33,8 @@ mod reporter;
 /// Examples shown by `--help`.
 pub const EXAMPLES: &str = "\
 Examples:
-  # Collector on ./tlsrpt.sock with the store ./tlsrpt.db (no config file)
+  # No config file: collector on ./tlsrpt.sock, receiver on 127.0.0.1:8460/tlsrpt,
+  # JSON API on 127.0.0.1:8461, store ./tlsrpt.db
   tlsrpt serve
 
   # The roles and paths of a config file, with per-flush debug logs
@@ -65,8 +71,8 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// Arguments.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The config file. Without one, the collector runs on ./tlsrpt.sock with the store
-    /// ./tlsrpt.db.
+    /// The config file. Without one, the collector runs on ./tlsrpt.sock, the receiver on
+    /// 127.0.0.1:8460 and the JSON API on 127.0.0.1:8461, with the store ./tlsrpt.db.
     #[arg(long, value_name = "FILE", env = "TLSRPT_CONFIG")]
     config: Option<PathBuf>,
 }
@@ -194,7 +200,6 @@ async fn serve(config: Config, c: Option<CollectorConfig>) -> anyhow::Result<()>
             }
         }
     });
-
 
     let result = tokio::select! {
         sig = &mut signals => {
