@@ -11,5 +11,7 @@
 pub mod api;
 pub mod dkim;
 pub mod http;
+pub mod imap;
 pub mod limits;
 pub mod pipeline;
+pub mod smtp;

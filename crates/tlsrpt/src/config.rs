@@ -105,6 +105,211 @@ pub struct ReceiverConfig {
     pub requests_per_minute: Option<u32>,
     /// `maildir_interval`: polling interval of `tlsrpt ingest --maildir --watch`.
     pub maildir_interval: Duration,
+    /// `[receiver.smtp]`: the SMTP/LMTP listener for report mail; `None` when absent.
+    pub smtp: Option<ReceiverSmtpConfig>,
+    /// `[receiver.imap]`: IMAP polling of a report mailbox; `None` when absent.
+    pub imap: Option<ReceiverImapConfig>,
+}
+
+/// Default `[receiver.smtp] listen`: loopback, for an MTA that hands report mail over
+/// (LMTP or SMTP); a public port 25 is a deliberate choice.
+pub const DEFAULT_RECEIVER_SMTP_LISTEN: &str = "127.0.0.1:2525";
+
+/// `[receiver.smtp]`: the SMTP/LMTP listener (`tlsrpt_receiver::smtp`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReceiverSmtpConfig {
+    /// `listen`: address to bind.
+    pub listen: String,
+    /// `mode`: `smtp` (default) or `lmtp`.
+    pub mode: tlsrpt_receiver::smtp::SmtpMode,
+    /// `hostname`: the name in the greeting; default `localhost`.
+    pub hostname: String,
+    /// `addresses`: the report addresses accepted in `RCPT TO` (required, not empty).
+    pub addresses: Vec<String>,
+    /// `max_message_bytes`: `SIZE`; default 10 MiB.
+    pub max_message_bytes: usize,
+    /// `command_timeout`: wait for the client; default 60 s.
+    pub command_timeout: Duration,
+    /// `max_connections`: sessions at once; default 64.
+    pub max_connections: usize,
+    /// `tls_cert`: PEM chain for STARTTLS (with `tls_key`).
+    pub tls_cert: Option<PathBuf>,
+    /// `tls_key`: PEM key for STARTTLS.
+    pub tls_key: Option<PathBuf>,
+}
+
+/// `[receiver.imap]`: IMAP polling (`tlsrpt_receiver::imap`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReceiverImapConfig {
+    /// `host`.
+    pub host: String,
+    /// `port`; default 993 with `tls = "implicit"`, 143 otherwise.
+    pub port: u16,
+    /// `tls`: `implicit` (default), `starttls` or `none` (loopback tests only).
+    pub tls: tlsrpt_receiver::imap::ImapTls,
+    /// `user`.
+    pub user: String,
+    /// `password_file` (required; the password never appears in the config).
+    pub password_file: PathBuf,
+    /// `folder`; default `INBOX`.
+    pub folder: String,
+    /// `processed`: `seen` (default), `move:Folder` or `delete`.
+    pub processed: tlsrpt_receiver::imap::Processed,
+    /// `rejected_folder`: where refused mail is moved; unset: flagged in place.
+    pub rejected_folder: Option<String>,
+    /// `interval`: poll interval; default 5 minutes.
+    pub interval: Duration,
+    /// `max_message_bytes`: larger mail is not downloaded; default 10 MiB.
+    pub max_message_bytes: usize,
+    /// `ca_file`: extra trust anchors (PEM).
+    pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct RawReceiverSmtp {
+    listen: Option<String>,
+    mode: Option<String>,
+    hostname: Option<String>,
+    #[serde(default)]
+    addresses: Vec<String>,
+    max_message_bytes: Option<usize>,
+    command_timeout: Option<String>,
+    max_connections: Option<usize>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct RawReceiverImap {
+    host: Option<String>,
+    port: Option<u16>,
+    tls: Option<String>,
+    user: Option<String>,
+    password_file: Option<PathBuf>,
+    folder: Option<String>,
+    processed: Option<String>,
+    rejected_folder: Option<String>,
+    interval: Option<String>,
+    max_message_bytes: Option<usize>,
+    ca_file: Option<PathBuf>,
+}
+
+/// Validates `[receiver.smtp]`.
+fn receiver_smtp(r: RawReceiverSmtp, base: &Path) -> anyhow::Result<ReceiverSmtpConfig> {
+    let addresses: Vec<String> = r
+        .addresses
+        .iter()
+        .map(|a| a.trim().to_owned())
+        .filter(|a| !a.is_empty())
+        .collect();
+    if addresses.is_empty() {
+        bail!("[receiver.smtp] addresses: list the report addresses to accept mail for");
+    }
+    if let Some(a) = addresses.iter().find(|a| !a.contains('@')) {
+        bail!("[receiver.smtp] addresses: {a:?} is not an address like \"tlsrpt@example.com\"");
+    }
+    if r.tls_cert.is_some() != r.tls_key.is_some() {
+        bail!("[receiver.smtp] tls_cert and tls_key must be given together");
+    }
+    let d = tlsrpt_receiver::smtp::SmtpConfig::new(Vec::new());
+    let positive = |key: &str, v: Option<usize>, def: usize| -> anyhow::Result<usize> {
+        match v {
+            Some(0) => bail!("[receiver.smtp] {key}: must be more than 0"),
+            v => Ok(v.unwrap_or(def)),
+        }
+    };
+    Ok(ReceiverSmtpConfig {
+        listen: r
+            .listen
+            .unwrap_or_else(|| DEFAULT_RECEIVER_SMTP_LISTEN.to_owned()),
+        mode: match r.mode.as_deref() {
+            None => Default::default(),
+            Some(m) => m
+                .parse()
+                .map_err(|e: String| anyhow::anyhow!("[receiver.smtp] {e}"))?,
+        },
+        hostname: r.hostname.unwrap_or(d.hostname),
+        addresses,
+        max_message_bytes: positive(
+            "max_message_bytes",
+            r.max_message_bytes,
+            d.max_message_bytes,
+        )?,
+        command_timeout: r
+            .command_timeout
+            .as_deref()
+            .map(parse_interval)
+            .transpose()
+            .context("[receiver.smtp] command_timeout")?
+            .unwrap_or(d.command_timeout),
+        max_connections: positive("max_connections", r.max_connections, d.max_connections)?,
+        tls_cert: r.tls_cert.map(|p| join(base, &p)),
+        tls_key: r.tls_key.map(|p| join(base, &p)),
+    })
+}
+
+/// Validates `[receiver.imap]`.
+fn receiver_imap(r: RawReceiverImap, base: &Path) -> anyhow::Result<ReceiverImapConfig> {
+    use tlsrpt_receiver::imap::{self, ImapTls};
+    let host = match r.host {
+        Some(h) if !h.trim().is_empty() => h.trim().to_owned(),
+        _ => bail!("[receiver.imap] host: required"),
+    };
+    let user = match r.user {
+        Some(u) if !u.is_empty() => u,
+        _ => bail!("[receiver.imap] user: required"),
+    };
+    let Some(password_file) = r.password_file else {
+        bail!("[receiver.imap] password_file: required (a file holding the password)");
+    };
+    let tls: ImapTls = match r.tls.as_deref() {
+        None => ImapTls::default(),
+        Some(t) => t
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("[receiver.imap] {e}"))?,
+    };
+    // The password would cross the network in clear: only on loopback (tests, a local
+    // Dovecot).
+    if tls == ImapTls::None && !matches!(host.as_str(), "127.0.0.1" | "::1" | "localhost") {
+        bail!("[receiver.imap] tls = \"none\" is only allowed with a loopback host, not {host:?}");
+    }
+    let processed = match r.processed.as_deref() {
+        None => imap::Processed::default(),
+        Some(p) => p
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("[receiver.imap] {e}"))?,
+    };
+    if r.max_message_bytes == Some(0) {
+        bail!("[receiver.imap] max_message_bytes: must be more than 0");
+    }
+    Ok(ReceiverImapConfig {
+        host,
+        port: match r.port {
+            Some(0) => bail!("[receiver.imap] port: must be more than 0"),
+            Some(p) => p,
+            None if tls == ImapTls::Implicit => 993,
+            None => 143,
+        },
+        tls,
+        user,
+        password_file: join(base, &password_file),
+        folder: r.folder.unwrap_or_else(|| "INBOX".to_owned()),
+        processed,
+        rejected_folder: r.rejected_folder.filter(|f| !f.trim().is_empty()),
+        interval: r
+            .interval
+            .as_deref()
+            .map(parse_interval)
+            .transpose()
+            .context("[receiver.imap] interval")?
+            .unwrap_or(imap::DEFAULT_INTERVAL),
+        max_message_bytes: r
+            .max_message_bytes
+            .unwrap_or(imap::DEFAULT_MAX_MESSAGE_BYTES),
+        ca_file: r.ca_file.map(|p| join(base, &p)),
+    })
 }
 
 /// `[store]`
@@ -178,6 +383,8 @@ struct RawReceiver {
     max_concurrent_requests: Option<usize>,
     requests_per_minute: Option<u32>,
     maildir_interval: Option<String>,
+    smtp: Option<RawReceiverSmtp>,
+    imap: Option<RawReceiverImap>,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -434,6 +641,8 @@ fn receiver(r: RawReceiver, base: &Path) -> anyhow::Result<ReceiverConfig> {
             .context("[receiver] request_timeout")?,
         max_concurrent_requests: positive("max_concurrent_requests", r.max_concurrent_requests)?,
         requests_per_minute: r.requests_per_minute,
+        smtp: r.smtp.map(|s| receiver_smtp(s, base)).transpose()?,
+        imap: r.imap.map(|i| receiver_imap(i, base)).transpose()?,
         maildir_interval: r
             .maildir_interval
             .as_deref()
@@ -687,5 +896,74 @@ socket = "/var/spool/postfix/run/tlsrpt/tlsrpt.sock"
     fn the_shipped_example_parses() {
         let text = include_str!("../../../examples/tlsrpt.toml");
         Config::from_toml(text, Path::new("/etc/tlsrpt")).unwrap();
+    }
+
+    #[test]
+    fn receiver_smtp_and_imap_sections() {
+        let t = r#"
+[receiver]
+[receiver.smtp]
+listen = "127.0.0.1:2424"
+mode = "lmtp"
+addresses = ["tlsrpt@example.net"]
+max_message_bytes = 1048576
+command_timeout = "30s"
+tls_cert = "cert.pem"
+tls_key = "key.pem"
+[receiver.imap]
+host = "imap.example.net"
+user = "reports"
+password_file = "imap.pw"
+processed = "move:Done"
+rejected_folder = "Rejected"
+interval = "2m"
+"#;
+        let r = Config::from_toml(t, Path::new("/etc/tlsrpt"))
+            .unwrap()
+            .receiver
+            .unwrap();
+        let s = r.smtp.unwrap();
+        assert_eq!(s.mode, tlsrpt_receiver::smtp::SmtpMode::Lmtp);
+        assert_eq!(s.addresses, ["tlsrpt@example.net"]);
+        assert_eq!(s.max_message_bytes, 1_048_576);
+        assert_eq!(s.command_timeout, Duration::from_secs(30));
+        assert_eq!(s.tls_key.as_deref(), Some(Path::new("/etc/tlsrpt/key.pem")));
+        let i = r.imap.unwrap();
+        assert_eq!(i.port, 993);
+        assert_eq!(i.tls, tlsrpt_receiver::imap::ImapTls::Implicit);
+        assert_eq!(
+            i.processed,
+            tlsrpt_receiver::imap::Processed::Move("Done".into())
+        );
+        assert_eq!(i.password_file, Path::new("/etc/tlsrpt/imap.pw"));
+        assert_eq!(i.interval, Duration::from_secs(120));
+        assert_eq!(i.folder, "INBOX");
+
+        for (bad, key) in [
+            ("[receiver.smtp]\n", "addresses"),
+            ("[receiver.smtp]\naddresses = [\"nobody\"]\n", "addresses"),
+            (
+                "[receiver.smtp]\naddresses = [\"a@b\"]\nmode = \"x\"\n",
+                "mode",
+            ),
+            (
+                "[receiver.imap]\nuser = \"u\"\npassword_file = \"p\"\n",
+                "host",
+            ),
+            (
+                "[receiver.imap]\nhost = \"h\"\nuser = \"u\"\npassword_file = \"p\"\ntls = \"none\"\n",
+                "loopback",
+            ),
+            (
+                "[receiver.imap]\nhost = \"h\"\nuser = \"u\"\npassword_file = \"p\"\nprocessed = \"move:\"\n",
+                "processed",
+            ),
+        ] {
+            let e = format!(
+                "{:#}",
+                Config::from_toml(&format!("[receiver]\n{bad}"), Path::new("/")).unwrap_err()
+            );
+            assert!(e.contains(key), "{bad}: {e}");
+        }
     }
 }

@@ -97,6 +97,8 @@ pub(super) async fn start(
             dkim = ?r.dkim,
             "receiver listening"
         );
+        // [receiver.smtp] and [receiver.imap] feed the same pipeline.
+        tasks.extend(mail_intake(r, &pipeline, &stop).await?);
         let router = http::router(pipeline, cfg);
         tasks.push(spawn_server(
             "receiver",
@@ -117,6 +119,81 @@ pub(super) async fn start(
         );
         let router = api::api_router(store, api_cfg);
         tasks.push(spawn_server("web", listener, router, None, stop));
+    }
+    Ok(tasks)
+}
+
+/// Starts the SMTP/LMTP listener (`[receiver.smtp]`) and the IMAP poller
+/// (`[receiver.imap]`) when configured. Bind and TLS errors stop `serve` at start.
+async fn mail_intake(
+    r: &ReceiverConfig,
+    pipeline: &Pipeline,
+    stop: &watch::Receiver<bool>,
+) -> anyhow::Result<Vec<JoinHandle<()>>> {
+    use tlsrpt_receiver::{imap, smtp};
+    let mut tasks = Vec::new();
+    if let Some(s) = &r.smtp {
+        let tls = match (&s.tls_cert, &s.tls_key) {
+            (Some(c), Some(k)) => {
+                let cfg = http::load_tls(c, k).context("[receiver.smtp] tls_cert / tls_key")?;
+                let mut cfg = (*cfg).clone();
+                cfg.alpn_protocols.clear();
+                Some(Arc::new(cfg))
+            }
+            _ => None,
+        };
+        let cfg = smtp::SmtpConfig {
+            mode: s.mode,
+            hostname: s.hostname.clone(),
+            addresses: s.addresses.clone(),
+            max_message_bytes: s.max_message_bytes,
+            command_timeout: s.command_timeout,
+            max_connections: s.max_connections,
+            tls,
+            ..smtp::SmtpConfig::new(Vec::new())
+        };
+        let listener = tokio::net::TcpListener::bind(&s.listen)
+            .await
+            .with_context(|| format!("[receiver.smtp] listen = {:?}: cannot bind", s.listen))?;
+        tracing::info!(
+            listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| s.listen.clone()),
+            mode = ?s.mode,
+            starttls = cfg.tls.is_some(),
+            addresses = ?s.addresses,
+            "receiver mail listener"
+        );
+        let pipeline = pipeline.clone();
+        let mut stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            if let Err(e) = smtp::serve_smtp(listener, cfg, pipeline, shutdown).await {
+                tracing::error!(role = "receiver.smtp", error = %e, "listener stopped");
+            }
+        }));
+    }
+    if let Some(i) = &r.imap {
+        let cfg = imap::ImapConfig {
+            port: i.port,
+            tls: i.tls,
+            folder: i.folder.clone(),
+            processed: i.processed.clone(),
+            rejected_folder: i.rejected_folder.clone(),
+            interval: i.interval,
+            max_message_bytes: i.max_message_bytes,
+            ca_file: i.ca_file.clone(),
+            ..imap::ImapConfig::new(&i.host, &i.user, i.password_file.clone())
+        };
+        tracing::info!(host = %i.host, port = i.port, folder = %i.folder, "receiver IMAP polling");
+        let pipeline = pipeline.clone();
+        let mut stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            imap::run(cfg, pipeline, shutdown).await;
+        }));
     }
     Ok(tasks)
 }
