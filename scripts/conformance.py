@@ -35,6 +35,8 @@ PLANNED = {
 }
 
 ITEM = re.compile(r"^- \[ \] \*\*([A-Z]+-\d+)\*\* · (.*)$")
+LEADING_IDS = re.compile(r"(?:[a-z]+_\d\d_)+")
+LEADING_ID = re.compile(r"([a-z]+)_(\d\d)_")
 TEST_FN = re.compile(r"fn ((?:[a-z]+)_(\d\d)_[a-z0-9_]*)\s*\(")
 
 
@@ -79,8 +81,10 @@ def tests():
                 with open(path, encoding="utf-8") as f:
                     for m in TEST_FN.finditer(f.read()):
                         fn = m.group(1)
-                        prefix = fn.split("_")[0].upper() + "-" + m.group(2)
-                        found.setdefault(prefix, []).append((fn, rel))
+                        # `mail_06_mail_12_tags` proves MAIL-06 and MAIL-12.
+                        for letters, digits in LEADING_ID.findall(LEADING_IDS.match(fn).group(0)):
+                            rid = letters.upper() + "-" + digits
+                            found.setdefault(rid, []).append((fn, rel))
     return found
 
 

@@ -197,8 +197,10 @@ fn rpt_10_missing_policy_domain_uses_report_domain() {
     assert!(f.receiving_mx_helo.is_none());
 }
 
+/// The MTA-STS events of RFC 8461 §6 arrive as libtlsrpt codes 301–303 and must keep their
+/// result types (REQUIREMENTS RPT-12, STS-12), like every other code.
 #[test]
-fn every_result_code_maps() {
+fn rpt_12_sts_12_every_result_code_maps() {
     for (code, rt) in [
         (201, ResultType::StarttlsNotSupported),
         (202, ResultType::CertificateHostMismatch),
@@ -232,7 +234,7 @@ fn every_result_code_maps() {
 }
 
 #[test]
-fn rpt_09_unknown_failure_codes_become_validation_failure_with_code() {
+fn rt_01_rpt_09_unknown_failure_codes_become_validation_failure_with_code() {
     let text = r#"{"d": "x.org","pr": "v=TLSRPTv1;","policies":[{"policy-type":2,"failure-details":[{"c":999},{"c":901,"f": "boom"}],"t":2,"f":1}]}"#;
     let d = decode(text.as_bytes()).unwrap();
     let p = d.policies().next().unwrap();

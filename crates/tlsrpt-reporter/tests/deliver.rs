@@ -385,7 +385,7 @@ impl Web {
 }
 
 #[tokio::test]
-async fn http_02_http_03_post_gzip_and_any_2xx_is_delivered() {
+async fn dlv_02_http_02_http_03_post_gzip_and_any_2xx_is_delivered() {
     let w = web().await;
     let d = w.deliverer(true, true, Duration::from_secs(10));
     let r = report();

@@ -119,8 +119,11 @@ fn mail_08_attachment_name_parses_back() {
     assert!(r.filename.starts_with("sender.example!recipient.example!"));
 }
 
+/// `TLS-Required: No` (RFC 8689) is also what keeps our own MTA from reporting on the session
+/// that delivers the report: Postfix skips its TLSRPT lookup for such messages since
+/// 20250803 (DATAGRAM.md), so that session never reaches the collector (RPT-11, MAIL-15).
 #[test]
-fn mail_14_mail_16_other_headers() {
+fn mail_14_mail_15_rpt_11_mail_16_other_headers() {
     let r = sample(Shape::Tlsa, "recipient.example");
     let bytes = build_message(&r, FROM, TO, now()).unwrap();
     let raw = String::from_utf8(bytes.clone()).unwrap();

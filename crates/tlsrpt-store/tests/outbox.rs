@@ -175,7 +175,7 @@ async fn dns_18_temporary_lookup_failure_is_retried_later() {
 }
 
 #[tokio::test]
-async fn dlv_05_delivered_once_one_destination_accepted() {
+async fn dns_20_dlv_05_delivered_once_one_destination_accepted() {
     let (_d, s) = open().await;
     let now = t("2026-11-29T02:00:00Z");
     queued(
