@@ -9,13 +9,19 @@
 # the load comes from one address.
 #
 # Usage: scripts/bench-receiver.sh [SECONDS] [CONNECTIONS]   (default 15 s, 32 connections)
+# Environment: TLSRPT_BIN=path (bench that binary, no build), KEEP_DB=1 (keep the database).
 # Prints requests/s and latency percentiles, then checks how many reports the store holds.
 #
-# Measured 2026-11-29 on the 2-core build machine (wrk on the same cores), 15 s, 32 connections:
-#   distinct reports, each stored: 1,395 requests/s, p50 22 ms, p99 38 ms, 0 errors;
-#   duplicates (parsed, answered 200 "duplicate"): 7,419 requests/s, p99 10 ms.
-# The server used ~90% of one core while storing: the limit is the serialised SQLite write path
-# (one transaction and ~6 statement round trips per report), not HTTP or parsing.
+# Measured 2026-11-29 on the 2-core build machine (wrk on the same cores), 15 s, 32 connections,
+# old and new binaries run back to back (load average 3 to 5 from other builds: numbers vary
+# by ±25% between runs):
+#   before the group commit (a transaction per report):  1,135 requests/s, p50 26 ms,
+#     p99 70 ms; 7,027 bytes per stored report; duplicates 8,227/s.
+#   with the group commit, compressed strict JSON and original bytes in their own table:
+#     2,225 to 2,269 requests/s, p50 13 ms, p99 36 ms (65 ms at load 5); 4,804 bytes per
+#     stored report; duplicates 8,600 to 10,300/s.
+# perf: what remains is mostly SQLite's writer thread (WAL writes, checkpoints, B-tree inserts)
+# and wrk itself on the same 2 cores.
 set -euo pipefail
 
 DURATION=${1:-15}
@@ -28,8 +34,13 @@ cd "$ROOT"
 
 command -v wrk >/dev/null || { echo "bench-receiver.sh: wrk not found (apt-get install -y wrk)" >&2; exit 1; }
 
-cargo build --release -p tlsrpt --bin tlsrpt >&2
-BIN="$ROOT/target/release/tlsrpt"
+# TLSRPT_BIN: bench an already built binary (e.g. a copy of an older build to compare).
+if [ -n "${TLSRPT_BIN:-}" ]; then
+    BIN="$TLSRPT_BIN"
+else
+    cargo build --release -p tlsrpt --bin tlsrpt >&2
+    BIN="$ROOT/target/release/tlsrpt"
+fi
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/tlsrpt-bench-rcv.XXXXXX")
 SERVER_PID=""
 
@@ -38,7 +49,11 @@ cleanup() {
         kill -TERM "$SERVER_PID" 2>/dev/null || true
         wait "$SERVER_PID" 2>/dev/null || true
     fi
-    rm -rf "$WORK"
+    if [ -n "${KEEP_DB:-}" ]; then
+        echo "== kept $WORK/bench.db" >&2
+    else
+        rm -rf "$WORK"
+    fi
 }
 trap cleanup EXIT
 
@@ -176,8 +191,16 @@ echo "== the first $BENCH_LIMIT bodies of each thread again (all duplicates): 5s
 wrk -t"$THREADS" -c"$CONNS" -d5s --latency -s "$WORK/post.lua" "http://127.0.0.1:$PORT/tlsrpt"
 
 kill -TERM "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""
+BYTES=$(stat -c %s "$WORK/bench.db")
+echo "== database size: $(du -h "$WORK/bench.db" | cut -f1) ($BYTES bytes)"
 if command -v sqlite3 >/dev/null; then
-    echo "== reports in the store: $(sqlite3 "$WORK/bench.db" 'SELECT count(*) FROM received_reports' 2>/dev/null || echo '?')"
+    N=$(sqlite3 "$WORK/bench.db" 'SELECT count(*) FROM received_reports' 2>/dev/null || echo 0)
+    echo "== reports in the store: $N, $(( N > 0 ? BYTES / N : 0 )) bytes per report"
+    # Where the bytes go: pages per table and index (needs SQLite's dbstat, in the CLI).
+    sqlite3 "$WORK/bench.db" "SELECT name, sum(pgsize) / 1024 AS kib, \
+        sum(pgsize) / max($N, 1) AS per_report, \
+        round(100.0 * sum(unused) / sum(pgsize)) AS pct_unused \
+        FROM dbstat GROUP BY name ORDER BY 2 DESC" 2>/dev/null \
+        | sed 's/^/   /' || true
 fi
-echo "== database size: $(du -h "$WORK/bench.db" | cut -f1)"
 grep -E "ERROR|WARN" "$WORK/server.log" | head -5 || true
