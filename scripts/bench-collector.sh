@@ -129,6 +129,46 @@ else
     echo "qlen 512: not measured (net.unix.max_dgram_qlen is not writable here; try: sysctl -w net.unix.max_dgram_qlen=512)"
 fi
 
+echo "== 2b. reference: a bare C receive loop (recv, count, nothing else) at qlen $ORIG_QLEN"
+# The drop rate depends as much on the machine's load as on the receiver, so the target is
+# "within 1 point of a bare receive loop measured at the same time".
+if command -v cc >/dev/null 2>&1; then
+    cat > "$WORK/recv.c" <<'EOF_C'
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+static void stop(int s) { (void)s; _exit(0); }
+int main(int argc, char **argv) {
+    if (argc != 2) return 2;
+    int fd = socket(AF_UNIX, SOCK_DGRAM, 0);
+    struct sockaddr_un a = {0};
+    a.sun_family = AF_UNIX;
+    strncpy(a.sun_path, argv[1], sizeof a.sun_path - 1);
+    unlink(argv[1]);
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0) { perror("bind"); return 1; }
+    signal(SIGTERM, stop);
+    static char buf[262144];
+    for (;;) recv(fd, buf, sizeof buf, 0);
+}
+EOF_C
+    cc -O2 -o "$WORK/recv" "$WORK/recv.c"
+    "$WORK/recv" "$WORK/bare.sock" & SERVER_PID=$!
+    for _ in $(seq 1 100); do [ -S "$WORK/bare.sock" ] && break; sleep 0.02; done
+    SIM=$("$BIN" simulate --socket "$WORK/bare.sock" --count "$NB_COUNT" --domains 1000 \
+          --fail-pct 10 --rate 50000 --nonblocking --seed 2 --json)
+    stop_server || true
+    python3 -c '
+import json, sys
+s = json.loads(sys.argv[1]); n = s["sent"] + s["dropped"] + s["errors"]
+print("bare C, qlen %s: sent %d, dropped %d (%.3f %%)" % (sys.argv[2], s["sent"], s["dropped"], 100.0 * s["dropped"] / max(n, 1)))
+' "$SIM" "$ORIG_QLEN"
+else
+    echo "no C compiler: not measured"
+fi
+
 echo "== 3. server memory with $KEYS distinct domains"
 D="$WORK/rss"
 write_config "$D"

@@ -8,15 +8,17 @@
 //!
 //! * [`bind`] binds the Unix datagram socket ([`socket`]: stale-socket removal, mode, group,
 //!   a large `SO_RCVBUF`).
-//! * [`Collector::run`] starts a dedicated OS thread that does blocking `recvmsg` into one
-//!   reused buffer, decodes ([`tlsrpt_core::datagram`]) and aggregates ([`aggregate`]) without
-//!   allocating for keys already seen. It **never waits on storage**: every `flush_interval`
-//!   it moves the accumulated delta to a writer task over a channel. libtlsrpt sends with
+//! * [`Collector::run`] starts a dedicated OS thread that takes up to 32 datagrams per
+//!   blocking `recvmmsg` call into reused buffers (one wake-up and one syscall empty the
+//!   kernel queue; busy-polling instead was measured slower on a loaded 2-core machine),
+//!   decodes ([`tlsrpt_core::datagram`]) and aggregates ([`aggregate`]) without allocating
+//!   for keys already seen. It **never waits on storage**: every `flush_interval` it moves
+//!   the accumulated delta to a writer task over a channel. libtlsrpt sends with
 //!   `MSG_DONTWAIT` and the kernel queues only a few datagrams, so any stall here would drop
 //!   sessions at the sender.
 //! * The writer task merges deltas into a pending set, still in the compact raw form, and
 //!   writes it to the [`CounterSink`] (the store) as [`tlsrpt_core::tally::Tally`] chunks of
-//!   at most 16,384 keys, each one all-or-nothing sink call. On failure it keeps what was not
+//!   at most 1,024 keys, each one all-or-nothing sink call. On failure it keeps what was not
 //!   stored, merges newer deltas into it, logs (rate-limited) and retries with back-off
 //!   (doubling from `flush_interval` up to 30 s); no count is lost or doubled.
 //! * On shutdown the thread drains what the socket still holds, hands over the last delta,
@@ -265,7 +267,10 @@ impl Collector {
         let stop = Arc::new(AtomicBool::new(false));
         let receiver = Receiver {
             socket: self.socket,
-            buf: vec![0u8; self.config.max_datagram_bytes],
+            // Zeroed allocation: pages no datagram reached are never touched, so the
+            // batch costs memory only for what arrives (Postfix datagrams are < 4 KiB).
+            bufs: vec![0u8; self.config.max_datagram_bytes * socket::BATCH],
+            lens: [(0, false); socket::BATCH],
             max: self.config.max_datagram_bytes,
             flush_interval: self.config.flush_interval,
             stats: Arc::clone(&self.stats),
@@ -367,7 +372,10 @@ impl LogLimiter {
 /// The receive thread's state.
 struct Receiver {
     socket: socket2::Socket,
-    buf: Vec<u8>,
+    /// [`socket::BATCH`] receive slots of `max` bytes each.
+    bufs: Vec<u8>,
+    /// (length, truncated) of each slot filled by the last batch.
+    lens: [(usize, bool); socket::BATCH],
     max: usize,
     flush_interval: Duration,
     stats: Arc<Stats>,
@@ -400,8 +408,19 @@ impl Receiver {
                     break;
                 }
             }
-            match socket::recv_datagram(self.socket.as_fd(), &mut self.buf, stopping) {
-                Ok((n, truncated)) => self.handle(n, truncated),
+            match socket::recv_batch(
+                self.socket.as_fd(),
+                &mut self.bufs,
+                self.max,
+                &mut self.lens,
+                stopping,
+            ) {
+                Ok(got) => {
+                    for i in 0..got.min(socket::BATCH) {
+                        let (n, truncated) = self.lens.get(i).copied().unwrap_or((0, true));
+                        self.handle(i, n, truncated);
+                    }
+                }
                 Err(e)
                     if matches!(
                         e.kind(),
@@ -450,14 +469,21 @@ impl Receiver {
         }
     }
 
-    fn handle(&mut self, n: usize, truncated: bool) {
+    /// The bytes of receive slot `slot` (first `n`).
+    fn slot_bytes(bufs: &[u8], max: usize, slot: usize, n: usize) -> &[u8] {
+        let start = slot.saturating_mul(max);
+        bufs.get(start..start.saturating_add(n.min(max)))
+            .unwrap_or(&[])
+    }
+
+    fn handle(&mut self, slot: usize, n: usize, truncated: bool) {
         self.stats.received.fetch_add(1, Relaxed);
         let day = self.today();
         if self.agg.day().is_some_and(|held| held != day) {
             // UTC day rollover: the held counts belong to the previous day.
             self.flush();
         }
-        let bytes = self.buf.get(..n).unwrap_or(&[]);
+        let bytes = Self::slot_bytes(&self.bufs, self.max, slot, n);
         let result = if truncated {
             Err(DatagramError::Truncated { buffer: self.max })
         } else {
@@ -475,11 +501,11 @@ impl Receiver {
                     self.flush();
                 }
             }
-            Err(e) => self.bad(&e, n),
+            Err(e) => self.bad(&e, slot, n),
         }
     }
 
-    fn bad(&mut self, e: &DatagramError, n: usize) {
+    fn bad(&mut self, e: &DatagramError, slot: usize, n: usize) {
         let reason = e.kind();
         self.stats.count_invalid(reason);
         if let Some(suppressed) = self.limiter.allow(reason, Instant::now()) {
@@ -492,7 +518,7 @@ impl Receiver {
             );
         }
         if let Some(d) = &mut self.dumper {
-            let bytes = self.buf.get(..n).unwrap_or(&[]);
+            let bytes = Self::slot_bytes(&self.bufs, self.max, slot, n);
             match d.dump(reason, bytes) {
                 Ok(true) => {
                     self.stats.dumped.fetch_add(1, Relaxed);
@@ -566,7 +592,12 @@ async fn writer_loop<S: CounterSink>(
             retry_at = None;
             continue;
         }
-        match write_pending(&mut pending, sink.as_ref(), &stats).await {
+        let written_keys: usize = pending.values().map(RawDelta::key_count).sum();
+        let result = write_pending(&mut pending, sink.as_ref(), &stats).await;
+        if written_keys >= TRIM_AFTER_KEYS {
+            release_free_memory();
+        }
+        match result {
             Ok(()) => {
                 if errors_since_log > 0 || retry_at.is_some() {
                     tracing::info!(failed_attempts = errors_since_log, "store writes recovered");
@@ -621,11 +652,13 @@ async fn writer_loop<S: CounterSink>(
 }
 
 /// Most keys converted to a [`Tally`] and written in one sink call. A tally costs about
-/// 500 bytes per key against about 290 for the raw form, so writing in chunks keeps a large
-/// backlog (after a store outage) from doubling the daemon's memory at the moment it is
-/// written. Each chunk is one all-or-nothing sink call; a failed chunk and the ones after it
-/// go back to the pending set, so nothing is lost or counted twice.
-const WRITE_CHUNK_KEYS: usize = 16 * 1024;
+/// 2.2 KB per key (each one-policy inner map is a full B-tree node) against about 380 bytes
+/// for the raw form, so writing in small chunks keeps a large pending set (100,000 new
+/// domains, or a backlog after a store outage) from multiplying the daemon's memory at the
+/// moment it is written: 16,384-key chunks cost ~36 MB each and drove RSS to 210 MB. Each
+/// chunk is one all-or-nothing sink call; a failed chunk and the ones after it go back to the
+/// pending set, so nothing is lost or counted twice.
+const WRITE_CHUNK_KEYS: usize = 1024;
 
 async fn write_pending<S: CounterSink>(
     pending: &mut BTreeMap<Date, RawDelta>,
@@ -656,6 +689,23 @@ async fn write_pending<S: CounterSink>(
         }
     }
     Ok(())
+}
+
+/// A write round of at least this many keys is followed by [`release_free_memory`].
+const TRIM_AFTER_KEYS: usize = 4 * 1024;
+
+/// Hands freed heap memory back to the kernel after a large write round. The receive thread
+/// allocates a delta and the writer frees it (and the tallies built from it) on other
+/// threads, so glibc keeps the freed pages in its arenas: without this the daemon's RSS
+/// stays nearer its peak after a burst of new keys (measured 106 MB instead of 87 MB after
+/// 100,000 new domains). Cheap next to a store write (one walk of the free lists).
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only inspects and releases free heap memory; it takes an integer
+    // and touches no Rust-owned data.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 fn absorb(pending: &mut BTreeMap<Date, RawDelta>, delta: RawDelta) {

@@ -145,30 +145,128 @@ pub fn lookup_group(name: &str) -> Result<u32, CollectorError> {
     }
 }
 
-/// Receives one datagram into `buf` with `recvmsg(2)`, returning its length (at most
-/// `buf.len()`) and whether the kernel truncated it (`MSG_TRUNC` in `msg_flags`), so an
-/// over-long datagram is counted as bad instead of being decoded from a cut-off prefix.
-pub(crate) fn recv_datagram(
+/// Most datagrams taken by one [`recv_batch`] call. Bounded so the receive buffers stay small
+/// (slots × `max_datagram_bytes`, allocated zeroed so untouched pages cost no memory) while one
+/// syscall still empties the kernel's default 10-deep queue (`net.unix.max_dgram_qlen`).
+pub(crate) const BATCH: usize = 32;
+
+/// Receives up to `lens.len()` (at most [`BATCH`]) datagrams with one `recvmmsg(2)` call into
+/// consecutive `slot`-byte slots of `bufs`, filling `lens[i]` with (length, truncated) where
+/// truncated is `MSG_TRUNC` in that message's `msg_flags`, so an over-long datagram is counted
+/// as bad instead of being decoded from a cut-off prefix. Returns how many arrived (≥ 1).
+///
+/// Without `dont_wait` it blocks for the first datagram (up to the socket's `SO_RCVTIMEO`)
+/// and then takes only what is already queued (`MSG_WAITFORONE`): it never waits to fill the
+/// batch.
+pub(crate) fn recv_batch(
     fd: std::os::fd::BorrowedFd<'_>,
-    buf: &mut [u8],
+    bufs: &mut [u8],
+    slot: usize,
+    lens: &mut [(usize, bool)],
     dont_wait: bool,
-) -> io::Result<(usize, bool)> {
+) -> io::Result<usize> {
     use std::os::fd::AsRawFd;
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
+    let want = lens.len().min(BATCH).min(bufs.len() / slot.max(1));
+    if want == 0 || slot == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "receive batch has no room",
+        ));
+    }
+    // SAFETY: iovec and mmsghdr are plain old data; all-zero (null pointers, no name, no
+    // control data) is a valid initial value and is overwritten below.
+    let mut iovs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let mut msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+    for ((chunk, iov), msg) in bufs
+        .chunks_exact_mut(slot)
+        .zip(iovs.iter_mut())
+        .zip(msgs.iter_mut())
+        .take(want)
+    {
+        iov.iov_base = chunk.as_mut_ptr().cast();
+        iov.iov_len = chunk.len();
+        msg.msg_hdr.msg_iov = iov;
+        msg.msg_hdr.msg_iovlen = 1;
+    }
+    let flags = if dont_wait {
+        libc::MSG_DONTWAIT
+    } else {
+        libc::MSG_WAITFORONE
     };
-    // SAFETY: msghdr is plain old data; all-zero (no name, no control data) is valid.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    let flags = if dont_wait { libc::MSG_DONTWAIT } else { 0 };
-    // SAFETY: `msg` points at one iovec describing `buf`, which is valid for `buf.len()`
-    // writable bytes for the duration of the call; no name or control buffers are given.
-    let n = unsafe { libc::recvmsg(fd.as_raw_fd(), &mut msg, flags) };
+    // SAFETY: the first `want` entries of `msgs` each point at one live iovec describing a
+    // distinct `slot`-byte chunk of `bufs`, valid and writable for the whole call; `want` ≤
+    // BATCH = the array length; no name, control buffers or timeout are given.
+    let n = unsafe {
+        libc::recvmmsg(
+            fd.as_raw_fd(),
+            msgs.as_mut_ptr(),
+            want as libc::c_uint,
+            flags,
+            std::ptr::null_mut(),
+        )
+    };
     if n < 0 {
         return Err(io::Error::last_os_error());
     }
-    let n = usize::try_from(n).unwrap_or(0).min(buf.len());
-    Ok((n, msg.msg_flags & libc::MSG_TRUNC != 0))
+    let n = usize::try_from(n).unwrap_or(0).min(want);
+    for (msg, out) in msgs.iter().zip(lens.iter_mut()).take(n) {
+        *out = (
+            (msg.msg_len as usize).min(slot),
+            msg.msg_hdr.msg_flags & libc::MSG_TRUNC != 0,
+        );
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+    use std::os::unix::net::UnixDatagram;
+
+    #[test]
+    fn batch_takes_all_queued_and_flags_the_truncated_one() {
+        let (tx, rx) = UnixDatagram::pair().unwrap();
+        tx.send(b"first").unwrap();
+        tx.send(&[b'x'; 40]).unwrap();
+        tx.send(b"third!").unwrap();
+        let slot = 16;
+        let mut bufs = vec![0u8; slot * BATCH];
+        let mut lens = [(0usize, false); BATCH];
+        let got = recv_batch(rx.as_fd(), &mut bufs, slot, &mut lens, true).unwrap();
+        assert_eq!(got, 3);
+        assert_eq!(lens[0], (5, false));
+        assert_eq!(&bufs[..5], b"first");
+        // The 40-byte datagram did not fit its 16-byte slot: flagged, never taken as whole.
+        assert_eq!(lens[1], (16, true));
+        assert_eq!(lens[2], (6, false));
+        assert_eq!(&bufs[2 * slot..2 * slot + 6], b"third!");
+        // Queue empty: a non-blocking batch reports WouldBlock instead of waiting.
+        let err = recv_batch(rx.as_fd(), &mut bufs, slot, &mut lens, true).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+    }
+
+    #[test]
+    fn batch_never_takes_more_than_fits() {
+        let (tx, rx) = UnixDatagram::pair().unwrap();
+        for i in 0..5u8 {
+            tx.send(&[i; 4]).unwrap();
+        }
+        let slot = 8;
+        // Room for only two slots although five datagrams are queued.
+        let mut bufs = vec![0u8; slot * 2];
+        let mut lens = [(0usize, false); BATCH];
+        assert_eq!(
+            recv_batch(rx.as_fd(), &mut bufs, slot, &mut lens, false).unwrap(),
+            2
+        );
+        assert_eq!(&bufs[slot..slot + 4], &[1u8; 4]);
+        let mut bufs = vec![0u8; slot * BATCH];
+        assert_eq!(
+            recv_batch(rx.as_fd(), &mut bufs, slot, &mut lens, false).unwrap(),
+            3
+        );
+        assert_eq!(&bufs[..4], &[2u8; 4]);
+    }
 }
