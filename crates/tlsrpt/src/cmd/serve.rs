@@ -79,6 +79,7 @@ pub struct Args {
 
 /// Runs the command.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    limit_malloc_arenas();
     init_logging();
     let config = Config::load(args.config.as_deref())?;
     if config.collector.is_none()
@@ -296,4 +297,20 @@ fn start_collector(
             .map_err(|e| anyhow::Error::new(e).context("collector failed"))
     });
     Ok((run, stats))
+}
+
+/// Caps glibc's malloc at two arenas before any thread starts. By default every thread that
+/// allocates (tokio workers, the receive thread, the writer, sqlx's SQLite worker) may get its
+/// own arena, and each keeps freed memory: with 100,000 distinct counter keys in flight that
+/// was the difference between 72 MB and 55 MB of resident memory for the daemon (issue 3's
+/// bound is 64 MiB). The daemon's threads mostly hand buffers to one another, so two arenas
+/// cost no measurable contention. `MALLOC_ARENA_MAX` in the environment still wins.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only changes allocator tuning; called before any thread is spawned.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 2);
+        }
+    }
 }
