@@ -235,49 +235,24 @@ impl SqliteStore {
         domain: Option<&str>,
     ) -> Result<Tally, StoreError> {
         let day_text = day.to_string();
-        let policy_rows = match domain {
-            Some(d) => {
-                sqlx::query(
-                    "SELECT domain, record, policy, successful, failed FROM policy_counters \
-                 WHERE day = ? AND domain = ?",
-                )
-                .bind(&day_text)
-                .bind(d)
-                .fetch_all(&self.pool)
-                .await
-            }
-            None => {
-                sqlx::query(
-                    "SELECT domain, record, policy, successful, failed FROM policy_counters \
-                 WHERE day = ?",
-                )
-                .bind(&day_text)
-                .fetch_all(&self.pool)
-                .await
-            }
-        }
+        // One query per table; a NULL domain means every domain of the day.
+        let policy_rows = sqlx::query(
+            "SELECT domain, record, policy, successful, failed FROM policy_counters \
+             WHERE day = ?1 AND (?2 IS NULL OR domain = ?2)",
+        )
+        .bind(&day_text)
+        .bind(domain)
+        .fetch_all(&self.pool)
+        .await
         .map_err(|e| classify("loading policy counters", e))?;
-        let failure_rows = match domain {
-            Some(d) => {
-                sqlx::query(
-                    "SELECT domain, record, policy, failure, sessions FROM failure_counters \
-                 WHERE day = ? AND domain = ?",
-                )
-                .bind(&day_text)
-                .bind(d)
-                .fetch_all(&self.pool)
-                .await
-            }
-            None => {
-                sqlx::query(
-                    "SELECT domain, record, policy, failure, sessions FROM failure_counters \
-                 WHERE day = ?",
-                )
-                .bind(&day_text)
-                .fetch_all(&self.pool)
-                .await
-            }
-        }
+        let failure_rows = sqlx::query(
+            "SELECT domain, record, policy, failure, sessions FROM failure_counters \
+             WHERE day = ?1 AND (?2 IS NULL OR domain = ?2)",
+        )
+        .bind(&day_text)
+        .bind(domain)
+        .fetch_all(&self.pool)
+        .await
         .map_err(|e| classify("loading failure counters", e))?;
 
         let mut tally = Tally::default();
