@@ -1,7 +1,7 @@
 //! Parse-and-validate throughput over files already in memory, for `scripts/bench-parse.sh`,
 //! which runs parsedmarc over the same files in the same run.
 //!
-//! Usage: `parse_files SECONDS FILE...` — each file is read once, then parsed round-robin for
+//! Usage: `parse_files SECONDS|rROUNDS FILE...` — each file is read once, then parsed round-robin for
 //! about SECONDS per kind (json, gzip, message). Prints one JSON object per kind on stdout:
 //! `{"kind":"json","files":N,"parses":N,"seconds":S,"per_second":R,"failures":F}`.
 
@@ -30,7 +30,10 @@ fn parse(bytes: &[u8], limits: &Limits) -> bool {
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let seconds: f64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(2.0);
+    // `rN` instead of SECONDS: exactly N rounds, for instruction counts under callgrind.
+    let first = args.next().unwrap_or_default();
+    let rounds: Option<u64> = first.strip_prefix('r').and_then(|n| n.parse().ok());
+    let seconds: f64 = first.parse().unwrap_or(2.0);
     let mut files: Vec<Vec<u8>> = Vec::new();
     for path in args {
         match std::fs::read(&path) {
@@ -52,7 +55,7 @@ fn main() {
         let budget = Duration::from_secs_f64(seconds);
         let start = Instant::now();
         let mut parses: u64 = 0;
-        while start.elapsed() < budget {
+        while rounds.map_or(start.elapsed() < budget, |r| parses < r * set.len() as u64) {
             for b in &set {
                 std::hint::black_box(parse(std::hint::black_box(b), &limits));
             }

@@ -41,19 +41,21 @@
 //!
 //! # Speed
 //!
-//! The JSON text is parsed once by `serde_json` into a small borrowed tree (member names and
-//! escape-free strings point into the input), enforcing depth, length and duplicate limits while
-//! it is built; the tree is then walked with JSON paths. `benches/report.rs` compares this with
-//! `serde_json::from_slice::<serde_json::Value>` on the same bytes.
+//! The JSON text is parsed once by our own parser (`read/json.rs`) into a small borrowed tree
+//! in a per-thread arena (member names and escape-free strings point into the input),
+//! enforcing depth, length and duplicate limits while it is built; the tree is then walked
+//! with JSON paths. `benches/report.rs` compares this with
+//! `serde_json::from_slice::<serde_json::Value>` on the same bytes, and
+//! `scripts/bench-parse.sh` with parsedmarc.
 
-use std::borrow::Cow;
-use std::cell::Cell;
-use std::collections::HashSet;
 use std::fmt;
 use std::net::IpAddr;
 
 use jiff::Timestamp;
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+
+mod json;
+
+use json::Node;
 
 use crate::deviation::Deviation;
 use crate::naming::short;
@@ -205,7 +207,7 @@ pub enum ReadError {
     Syntax {
         /// Where.
         at: Position,
-        /// serde_json's description.
+        /// What was expected there.
         message: String,
     },
     /// A structural limit was hit while parsing.
@@ -447,292 +449,6 @@ fn inflate_bounded(
     }
 }
 
-// ------------------------------------------------------------------------------------------
-// Parsing into a small borrowed tree, with limits.
-
-/// A JSON value that borrows from the input where it can.
-#[derive(Debug)]
-enum Node<'de> {
-    Null,
-    Bool,
-    U64(u64),
-    I64(i64),
-    F64(f64),
-    Str(Cow<'de, str>),
-    Arr(Vec<Node<'de>>),
-    Obj(Vec<(Cow<'de, str>, Node<'de>)>),
-}
-
-impl Node<'_> {
-    fn kind(&self) -> &'static str {
-        match self {
-            Node::Null => "null",
-            Node::Bool => "a boolean",
-            Node::U64(_) | Node::I64(_) | Node::F64(_) => "a number",
-            Node::Str(_) => "a string",
-            Node::Arr(_) => "an array",
-            Node::Obj(_) => "an object",
-        }
-    }
-}
-
-/// A limit hit inside the visitor; serde_json only carries a message, so the typed cause is
-/// kept here and combined with serde_json's position afterwards.
-#[derive(Clone, Debug)]
-enum Hit {
-    Limit(&'static str, usize),
-    Duplicate(String),
-}
-
-struct Ctx<'l> {
-    limits: &'l Limits,
-    hit: Cell<Option<Hit>>,
-    /// JSON values built so far (array elements and object members), against
-    /// `max_array_len` for the whole document: bounds the tree's memory to a few tens of
-    /// bytes per value whatever the input's shape.
-    values: Cell<usize>,
-}
-
-impl Ctx<'_> {
-    fn count_value<E: de::Error>(&self) -> Result<(), E> {
-        let n = self.values.get() + 1;
-        self.values.set(n);
-        if n > self.limits.max_array_len {
-            return Err(self.fail(Hit::Limit("max_array_len", self.limits.max_array_len)));
-        }
-        Ok(())
-    }
-
-    fn fail<E: de::Error>(&self, hit: Hit) -> E {
-        let msg = match &hit {
-            Hit::Limit(l, _) => format!("limit {l}"),
-            Hit::Duplicate(k) => format!("duplicate key {k}"),
-        };
-        self.hit.set(Some(hit));
-        E::custom(msg)
-    }
-}
-
-#[derive(Clone, Copy)]
-struct NodeSeed<'c, 'l> {
-    ctx: &'c Ctx<'l>,
-    depth: usize,
-}
-
-impl<'de> DeserializeSeed<'de> for NodeSeed<'_, '_> {
-    type Value = Node<'de>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Node<'de>, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for NodeSeed<'_, '_> {
-    type Value = Node<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Node<'de>, E> {
-        Ok(Node::Null)
-    }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Node<'de>, E> {
-        {
-            let _ = v;
-            Ok(Node::Bool)
-        }
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Node<'de>, E> {
-        Ok(Node::U64(v))
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Node<'de>, E> {
-        Ok(Node::I64(v))
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Node<'de>, E> {
-        Ok(Node::F64(v))
-    }
-    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Node<'de>, E> {
-        self.check_str(v)?;
-        Ok(Node::Str(Cow::Borrowed(v)))
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Node<'de>, E> {
-        self.check_str(v)?;
-        Ok(Node::Str(Cow::Owned(v.to_owned())))
-    }
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Node<'de>, E> {
-        self.check_str(&v)?;
-        Ok(Node::Str(Cow::Owned(v)))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node<'de>, A::Error> {
-        let limits = self.ctx.limits;
-        let depth = self.depth + 1;
-        if depth > limits.max_depth {
-            return Err(self.ctx.fail(Hit::Limit("max_depth", limits.max_depth)));
-        }
-        let child = NodeSeed {
-            ctx: self.ctx,
-            depth,
-        };
-        let mut v = Vec::new();
-        while let Some(n) = seq.next_element_seed(child)? {
-            self.ctx.count_value()?;
-            if v.len() >= limits.max_array_len {
-                return Err(self
-                    .ctx
-                    .fail(Hit::Limit("max_array_len", limits.max_array_len)));
-            }
-            v.push(n);
-        }
-        Ok(Node::Arr(v))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node<'de>, A::Error> {
-        let limits = self.ctx.limits;
-        let depth = self.depth + 1;
-        if depth > limits.max_depth {
-            return Err(self.ctx.fail(Hit::Limit("max_depth", limits.max_depth)));
-        }
-        let child = NodeSeed {
-            ctx: self.ctx,
-            depth,
-        };
-        let mut members: Vec<(Cow<'de, str>, Node<'de>)> = Vec::new();
-        // Small objects (all of a report's) are checked for duplicates by a linear scan; a
-        // hash set takes over for big ones so a hostile object stays linear.
-        let mut seen: Option<HashSet<Cow<'de, str>>> = None;
-        while let Some(key) = map.next_key_seed(KeySeed { ctx: self.ctx })? {
-            self.ctx.count_value()?;
-            if members.len() >= limits.max_array_len {
-                return Err(self
-                    .ctx
-                    .fail(Hit::Limit("max_array_len", limits.max_array_len)));
-            }
-            let dup = match &mut seen {
-                Some(set) => !set.insert(key.clone()),
-                None => {
-                    let dup = members.iter().any(|(k, _)| *k == key);
-                    if members.len() >= 16 {
-                        let mut set: HashSet<Cow<'de, str>> =
-                            members.iter().map(|(k, _)| k.clone()).collect();
-                        set.insert(key.clone());
-                        seen = Some(set);
-                    }
-                    dup
-                }
-            };
-            if dup {
-                return Err(self.ctx.fail(Hit::Duplicate(short(&key).to_owned())));
-            }
-            let value = map.next_value_seed(child)?;
-            members.push((key, value));
-        }
-        Ok(Node::Obj(members))
-    }
-}
-
-impl NodeSeed<'_, '_> {
-    fn check_str<E: de::Error>(&self, v: &str) -> Result<(), E> {
-        let max = self.ctx.limits.max_string_len;
-        if v.len() > max {
-            return Err(self.ctx.fail(Hit::Limit("max_string_len", max)));
-        }
-        Ok(())
-    }
-}
-
-struct KeySeed<'c, 'l> {
-    ctx: &'c Ctx<'l>,
-}
-
-impl<'de> DeserializeSeed<'de> for KeySeed<'_, '_> {
-    type Value = Cow<'de, str>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Cow<'de, str>, D::Error> {
-        d.deserialize_str(self)
-    }
-}
-
-impl<'de> Visitor<'de> for KeySeed<'_, '_> {
-    type Value = Cow<'de, str>;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a member name")
-    }
-    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Cow<'de, str>, E> {
-        self.check(v)?;
-        Ok(Cow::Borrowed(v))
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Cow<'de, str>, E> {
-        self.check(v)?;
-        Ok(Cow::Owned(v.to_owned()))
-    }
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Cow<'de, str>, E> {
-        self.check(&v)?;
-        Ok(Cow::Owned(v))
-    }
-}
-
-impl KeySeed<'_, '_> {
-    fn check<E: de::Error>(&self, v: &str) -> Result<(), E> {
-        let max = self.ctx.limits.max_string_len;
-        if v.len() > max {
-            return Err(self.ctx.fail(Hit::Limit("max_string_len", max)));
-        }
-        Ok(())
-    }
-}
-
-/// Byte offset of serde_json's (line, column) in `text`.
-fn position(text: &str, line: usize, column: usize) -> Position {
-    let mut offset = 0usize;
-    if line > 1 {
-        let mut seen = 1usize;
-        for (i, b) in text.bytes().enumerate() {
-            if b == b'\n' {
-                seen += 1;
-                if seen == line {
-                    offset = i + 1;
-                    break;
-                }
-            }
-        }
-    }
-    Position {
-        line,
-        column,
-        offset: offset
-            .saturating_add(column.saturating_sub(1))
-            .min(text.len()),
-    }
-}
-
-fn parse_tree<'de>(text: &'de str, limits: &Limits) -> Result<Node<'de>, ReadError> {
-    let ctx = Ctx {
-        limits,
-        hit: Cell::new(None),
-        values: Cell::new(0),
-    };
-    let mut de = serde_json::Deserializer::from_str(text);
-    let result = NodeSeed {
-        ctx: &ctx,
-        depth: 0,
-    }
-    .deserialize(&mut de)
-    .and_then(|node| de.end().map(|()| node));
-    result.map_err(|e| {
-        let at = position(text, e.line(), e.column());
-        match ctx.hit.take() {
-            Some(Hit::Limit(limit, max)) => ReadError::Limit { limit, max, at },
-            Some(Hit::Duplicate(key)) => ReadError::DuplicateKey { key, at },
-            None => {
-                let full = e.to_string();
-                // serde_json appends " at line L column C"; we give our own position.
-                let message = match full.rfind(" at line ").and_then(|i| full.get(..i)) {
-                    Some(head) => head.to_owned(),
-                    None => full,
-                };
-                ReadError::Syntax { at, message }
-            }
-        }
-    })
-}
-
 fn read_json_text(bytes: &[u8], limits: &Limits) -> Result<Reading, ReadError> {
     let mut deviations = Vec::new();
     let mut bytes = bytes;
@@ -751,8 +467,42 @@ fn read_json_text(bytes: &[u8], limits: &Limits) -> Result<Reading, ReadError> {
     if text.trim_start().is_empty() {
         return Err(ReadError::Empty);
     }
-    let root = parse_tree(text, limits)?;
-    let Node::Obj(members) = &root else {
+    with_arena(|arena| walk(text, limits, deviations, arena))
+}
+
+thread_local! {
+    /// The arena the JSON tree of one report is built in, reset for the next: a report then
+    /// costs no allocation for its tree and no recursive drop.
+    static ARENA: std::cell::RefCell<bumpalo::Bump> = std::cell::RefCell::new(bumpalo::Bump::new());
+}
+
+/// An arena retained between reports is kept only up to this size; one that a big report
+/// grew is dropped, so a hostile input does not pin its memory in every thread.
+const ARENA_KEEP_BYTES: usize = 256 * 1024;
+
+fn with_arena<T>(f: impl FnOnce(&bumpalo::Bump) -> T) -> T {
+    ARENA.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut arena) => {
+            arena.reset();
+            let out = f(&arena);
+            if arena.allocated_bytes() > ARENA_KEEP_BYTES {
+                *arena = bumpalo::Bump::new();
+            }
+            out
+        }
+        // Re-entered (not done today): a fresh arena for the inner call.
+        Err(_) => f(&bumpalo::Bump::new()),
+    })
+}
+
+fn walk(
+    text: &str,
+    limits: &Limits,
+    deviations: Vec<Deviation>,
+    arena: &bumpalo::Bump,
+) -> Result<Reading, ReadError> {
+    let root = json::parse(text, limits, arena)?;
+    let Node::Obj(members) = root else {
         return Err(ReadError::NotAnObject { found: root.kind() });
     };
     let mut w = Walker {
@@ -793,22 +543,57 @@ impl<'a> P<'a> {
     }
 }
 
-impl fmt::Display for P<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl P<'_> {
+    /// Appends the path to `out`: `$` alone, else `a.b[2].c` (no formatter machinery, as
+    /// every deviation builds one).
+    fn push_to(&self, out: &mut String) {
         match self {
-            P::Root => f.write_str("$"),
+            P::Root => out.push('$'),
             // Member names come from the input: cut long ones so paths stay readable.
-            P::Key(P::Root, k) => f.write_str(short(k)),
-            P::Key(parent, k) => write!(f, "{parent}.{}", short(k)),
-            P::Idx(parent, i) => write!(f, "{parent}[{i}]"),
+            P::Key(P::Root, k) => out.push_str(short(k)),
+            P::Key(parent, k) => {
+                parent.push_to(out);
+                out.push('.');
+                out.push_str(short(k));
+            }
+            P::Idx(parent, i) => {
+                parent.push_to(out);
+                out.push('[');
+                push_decimal(out, *i);
+                out.push(']');
+            }
         }
     }
 }
 
-type Members<'de> = [(Cow<'de, str>, Node<'de>)];
+fn push_decimal(out: &mut String, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[at..] {
+        out.push(char::from(d));
+    }
+}
+
+impl fmt::Display for P<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut s = String::with_capacity(64);
+        self.push_to(&mut s);
+        f.write_str(&s)
+    }
+}
+
+type Members<'de> = [(&'de str, Node<'de>)];
 
 fn get<'n, 'de>(m: &'n Members<'de>, key: &str) -> Option<&'n Node<'de>> {
-    m.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    m.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
 }
 
 struct Walker<'l> {
@@ -825,8 +610,9 @@ impl Walker<'_> {
             self.dropped_deviations += 1;
             return;
         }
-        self.deviations
-            .push(Deviation::new(path.to_string(), rule, message));
+        let mut p = String::with_capacity(64);
+        path.push_to(&mut p);
+        self.deviations.push(Deviation::new(p, rule, message));
     }
 
     fn problem(&mut self, path: &P<'_>, message: impl Into<String>) {
@@ -866,7 +652,7 @@ impl Walker<'_> {
     /// Reports members that are not in `known` (REQUIREMENTS RCV-11: ignore, never reject).
     fn unknown_members(&mut self, path: &P<'_>, m: &Members<'_>, known: &[&str]) {
         for (k, _) in m {
-            if !known.contains(&k.as_ref()) {
+            if !known.contains(k) {
                 let p = path.key(k);
                 self.dev(&p, "RCV-11", "unknown member ignored");
             }
@@ -880,11 +666,11 @@ impl Walker<'_> {
                 self.problem(path, "missing (required by RFC 8460 §4.4)");
                 None
             }
-            Some(Node::Str(s)) if s.is_empty() => {
+            Some(Node::Str("")) => {
                 self.problem(path, "empty (required by RFC 8460 §4.4)");
                 None
             }
-            Some(Node::Str(s)) => Some(s.as_ref().to_owned()),
+            Some(Node::Str(s)) => Some((*s).to_owned()),
             Some(other) => {
                 self.problem(path, format!("expected a string, found {}", other.kind()));
                 None
@@ -904,7 +690,7 @@ impl Walker<'_> {
                 );
                 None
             }
-            Some(Node::Str(s)) if s.is_empty() => {
+            Some(Node::Str("")) => {
                 self.dev(
                     path,
                     "JSON-29",
@@ -912,7 +698,7 @@ impl Walker<'_> {
                 );
                 None
             }
-            Some(Node::Str(s)) => Some(s.as_ref().to_owned()),
+            Some(Node::Str(s)) => Some((*s).to_owned()),
             Some(other) => {
                 self.problem(path, format!("expected a string, found {}", other.kind()));
                 None
@@ -932,7 +718,7 @@ impl Walker<'_> {
                 self.problem(path, format!("count {n} is over 2^53-1 (I-JSON, JSON-32)"));
                 None
             }
-            // serde_json reports `-0` this way.
+            // The parser reads `-0` this way.
             Some(Node::I64(n)) if *n >= 0 => Some(n.unsigned_abs()),
             Some(Node::I64(n)) => {
                 self.problem(path, format!("count {n} is negative (JSON-32)"));
@@ -1342,13 +1128,13 @@ impl Walker<'_> {
                     "JSON-16",
                     "a string instead of an array of strings; read as a one-element array",
                 );
-                vec![s.as_ref().to_owned()]
+                vec![(*s).to_owned()]
             }
             Some(Node::Arr(items)) => {
                 let mut out = Vec::with_capacity(items.len());
                 for (i, item) in items.iter().enumerate() {
                     match item {
-                        Node::Str(s) => out.push(s.as_ref().to_owned()),
+                        Node::Str(s) => out.push((*s).to_owned()),
                         other => {
                             self.problem(
                                 &p.idx(i),
@@ -1428,13 +1214,13 @@ impl Walker<'_> {
                     "a string instead of an array (RFC 8460 erratum 6241); read as a \
                      one-element array",
                 );
-                vec![s.as_ref().to_owned()]
+                vec![(*s).to_owned()]
             }
             Some(Node::Arr(items)) => {
                 let mut out = Vec::with_capacity(items.len());
                 for (i, item) in items.iter().enumerate() {
                     match item {
-                        Node::Str(s) => out.push(s.as_ref().to_owned()),
+                        Node::Str(s) => out.push((*s).to_owned()),
                         other => {
                             self.problem(
                                 &p.idx(i),
@@ -1636,8 +1422,8 @@ impl Walker<'_> {
         let s = self.optional_str(path, node)?;
         match s.parse::<IpAddr>() {
             Ok(ip) => {
-                let canonical = ip.to_string();
-                if canonical != s {
+                if !is_canonical_ip(ip, &s) {
+                    let canonical = ip.to_string();
                     self.dev(
                         path,
                         rule,
@@ -1662,6 +1448,27 @@ impl Walker<'_> {
             }
         }
         Some(s)
+    }
+}
+
+/// Whether `written` is how `ip` is written canonically (RFC 5952 for IPv6), checked without
+/// allocating: most reports carry a few addresses, nearly all canonical.
+fn is_canonical_ip(ip: IpAddr, written: &str) -> bool {
+    match ip {
+        // The standard parser accepts only the canonical dotted quad (no leading zeros, no
+        // other radix), so whatever parsed is canonical.
+        IpAddr::V4(_) => true,
+        IpAddr::V6(v6) => {
+            use std::io::Write as _;
+            // The longest RFC 5952 text is 45 bytes (`ffff:...:255.255.255.255` forms).
+            let mut buf = [0u8; 64];
+            let mut cursor = std::io::Cursor::new(&mut buf[..]);
+            if write!(cursor, "{v6}").is_err() {
+                return false;
+            }
+            let len = usize::try_from(cursor.position()).unwrap_or(0);
+            buf.get(..len) == Some(written.as_bytes())
+        }
     }
 }
 
@@ -1694,7 +1501,43 @@ fn looks_like_uri(s: &str) -> bool {
 /// missing offset is read as UTC with a JSON-12 deviation; other forms that `jiff` understands
 /// give a JSON-11 deviation. Anything else is an error message.
 #[allow(clippy::type_complexity)]
-fn parse_datetime(s: &str) -> Result<(Timestamp, Option<(&'static str, String)>), String> {
+/// `YYYY-MM-DDTHH:MM:SS` (shape already checked: digits and separators in place) as a UTC
+/// timestamp, or `None` for anything out of range (a leap second included), which then goes
+/// to jiff's parser and its error message.
+fn utc_seconds_timestamp(b: &[u8]) -> Option<Timestamp> {
+    let num = |r: std::ops::Range<usize>| {
+        b.get(r)?
+            .iter()
+            .try_fold(0i64, |n, &d| Some(n * 10 + i64::from(d.checked_sub(b'0')?)))
+    };
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if day < 1 || day > month_days || hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    // Days since 1970-01-01 in the proleptic Gregorian calendar (H. Hinnant's days_from_civil).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Timestamp::from_second(days * 86_400 + hour * 3600 + minute * 60 + second).ok()
+}
+
+/// A read date-time and the deviation (rule, message) it needed, if any.
+type DatetimeReading = (Timestamp, Option<(&'static str, String)>);
+
+fn parse_datetime(s: &str) -> Result<DatetimeReading, String> {
     let b = s.as_bytes();
     let digits =
         |r: std::ops::Range<usize>| b.get(r).is_some_and(|x| x.iter().all(u8::is_ascii_digit));
@@ -1726,6 +1569,13 @@ fn parse_datetime(s: &str) -> Result<(Timestamp, Option<(&'static str, String)>)
             }
         }
         let rest = s.get(i..).unwrap_or_default();
+        if i == 19
+            && (rest == "Z" || rest == "z")
+            && let Some(ts) = utc_seconds_timestamp(b)
+        {
+            // The form nearly every sender writes, read without jiff's general parser.
+            return Ok((ts, None));
+        }
         let offset_ok = rest == "Z"
             || rest == "z"
             || (rest.len() == 6
@@ -1798,8 +1648,32 @@ mod tests {
     }
 
     #[test]
-    fn position_counts_lines() {
-        let p = position("ab\ncd\nef", 3, 2);
-        assert_eq!(p.offset, 7);
+    fn utc_fast_path_agrees_with_jiff() {
+        for s in [
+            "1970-01-01T00:00:00Z",
+            "2000-02-29T23:59:59Z",
+            "2024-12-31T12:34:56Z",
+            "2025-03-01T00:00:00Z",
+            "1900-03-01T00:00:00Z",
+            "0001-01-01T00:00:00Z",
+        ] {
+            let fast = utc_seconds_timestamp(s.as_bytes()).expect(s);
+            assert_eq!(fast, s.parse::<Timestamp>().unwrap(), "{s}");
+        }
+        for bad in [
+            "2025-02-29T00:00:00Z",
+            "1900-02-29T00:00:00Z",
+            "2025-04-31T00:00:00Z",
+            "2025-00-10T00:00:00Z",
+            "2025-01-10T24:00:00Z",
+            "2025-01-10T23:60:00Z",
+            "2016-12-31T23:59:60Z",
+            // Past jiff's range: left to jiff, which says so.
+            "9999-12-31T23:59:59Z",
+        ] {
+            assert!(utc_seconds_timestamp(bad.as_bytes()).is_none(), "{bad}");
+        }
+        // A leap second still reads as jiff reads it.
+        assert!(parse_datetime("2016-12-31T23:59:60Z").is_ok());
     }
 }
