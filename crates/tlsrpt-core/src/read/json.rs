@@ -686,4 +686,121 @@ mod tests {
             ReadError::DuplicateKey { .. }
         ));
     }
+
+    /// The tree as a `serde_json::Value`, to compare with serde_json's reading.
+    fn to_value(n: &Node<'_>) -> serde_json::Value {
+        use serde_json::Value;
+        match n {
+            Node::Null => Value::Null,
+            // The tree keeps no boolean value (no report member is boolean).
+            Node::Bool => Value::Bool(true),
+            Node::U64(v) => Value::from(*v),
+            Node::I64(v) => Value::from(*v),
+            Node::F64(v) => Value::from(*v),
+            Node::Str(s) => Value::from(*s),
+            Node::Arr(items) => Value::Array(items.iter().map(to_value).collect()),
+            Node::Obj(m) => Value::Object(
+                m.iter()
+                    .map(|(k, v)| ((*k).to_owned(), to_value(v)))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// Booleans compared as "some boolean", numbers as serde_json reads them.
+    fn normalise(v: serde_json::Value) -> serde_json::Value {
+        use serde_json::Value;
+        match v {
+            Value::Bool(_) => Value::Bool(true),
+            Value::Array(a) => Value::Array(a.into_iter().map(normalise).collect()),
+            Value::Object(m) => {
+                Value::Object(m.into_iter().map(|(k, v)| (k, normalise(v))).collect())
+            }
+            other => other,
+        }
+    }
+
+    /// Equal trees, floats within a relative 1e-9: serde_json's default float parsing is not
+    /// exact (it may be a few units in the last place off); ours is std's, which is.
+    fn same(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+        use serde_json::Value;
+        match (a, b) {
+            (Value::Number(x), Value::Number(y)) if x.is_f64() || y.is_f64() => {
+                let (x, y) = (
+                    x.as_f64().unwrap_or(f64::NAN),
+                    y.as_f64().unwrap_or(f64::NAN),
+                );
+                x == y || (x - y).abs() <= 1e-9 * x.abs().max(y.abs())
+            }
+            (Value::Array(x), Value::Array(y)) => {
+                x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b))
+            }
+            (Value::Object(x), Value::Object(y)) => {
+                x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
+            }
+            _ => a == b,
+        }
+    }
+
+    fn json_text() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just("null".to_owned()),
+            Just("true".to_owned()),
+            Just("false".to_owned()),
+            any::<i64>().prop_map(|n| n.to_string()),
+            any::<u64>().prop_map(|n| n.to_string()),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(|f| format!("{f:e}")),
+            "\\PC{0,12}".prop_map(|s| serde_json::Value::from(s).to_string()),
+            "[a-z\\\\\"\\u{0}-\\u{1f}\\u{e9}\\u{1F600}]{0,10}"
+                .prop_map(|s| serde_json::Value::from(s).to_string()),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6)
+                    .prop_map(|v| format!("[{}]", v.join(","))),
+                proptest::collection::btree_map("[a-z\\-]{0,8}", inner, 0..6).prop_map(|m| {
+                    let members: Vec<String> = m
+                        .into_iter()
+                        .map(|(k, v)| format!("{}: {v}", serde_json::Value::from(k)))
+                        .collect();
+                    format!("{{ {} }}", members.join(" ,\n  "))
+                }),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// Valid JSON: the same tree as serde_json reads.
+        #[test]
+        fn agrees_with_serde_json_on_valid_json(text in json_text()) {
+            let arena = Bump::new();
+            let ours = parse(&text, &Limits::default(), &arena).map(|n| to_value(&n));
+            let theirs = serde_json::from_str::<serde_json::Value>(&text).map(normalise);
+            match (ours, theirs) {
+                (Ok(a), Ok(b)) => proptest::prop_assert!(same(&a, &b), "{text}: ours {a}, serde_json {b}"),
+                (a, b) => proptest::prop_assert!(false, "{text}: ours {a:?}, serde_json {b:?}"),
+            }
+        }
+
+        /// Any text, valid or mutated: accepted exactly when serde_json accepts it (apart
+        /// from duplicate member names, which we reject), never a panic.
+        #[test]
+        fn accepts_what_serde_json_accepts(text in json_text(), cut in 0usize..64, junk in "[\\[\\]{}:,\"\\\\0-9a-z.eE+ -]{0,3}") {
+            let mut mutated = text.clone();
+            let at = mutated.len().saturating_sub(cut);
+            let at = (0..=at).rev().find(|&i| mutated.is_char_boundary(i)).unwrap_or(0);
+            mutated.insert_str(at, &junk);
+            let arena = Bump::new();
+            let ours = parse(&mutated, &Limits::default(), &arena);
+            let theirs = serde_json::from_str::<serde_json::Value>(&mutated);
+            match ours {
+                Err(ReadError::DuplicateKey { .. }) => {}
+                Ok(_) => proptest::prop_assert!(theirs.is_ok(), "{mutated:?} accepted, serde_json says {theirs:?}"),
+                Err(e) => proptest::prop_assert!(theirs.is_err(), "{mutated:?} rejected ({e}), serde_json accepts"),
+            }
+        }
+    }
 }
