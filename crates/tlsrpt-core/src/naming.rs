@@ -681,6 +681,10 @@ fn parse_timestamp(part: &'static str, value: &str) -> Result<i64, NamingError> 
 
 /// At most 64 characters of `s`, cut on a character boundary, for error messages.
 pub(crate) fn short(s: &str) -> &str {
+    if s.len() <= 64 {
+        // At most 64 bytes is at most 64 characters: nothing to cut (the common case).
+        return s;
+    }
     match s.char_indices().nth(64) {
         Some((i, _)) => s.get(..i).unwrap_or(s),
         None => s,

@@ -1476,11 +1476,24 @@ fn is_canonical_ip(ip: IpAddr, written: &str) -> bool {
 /// stay short and one line whatever the input holds.
 fn q(s: &str) -> String {
     let cut = short(s);
-    if cut.len() < s.len() {
-        format!("{cut:?}...")
+    let mut out = if cut
+        .bytes()
+        .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
+    {
+        // Printable ASCII needs no escaping: the same text `{:?}` gives, without its
+        // per-character escape machinery.
+        let mut out = String::with_capacity(cut.len() + 5);
+        out.push('"');
+        out.push_str(cut);
+        out.push('"');
+        out
     } else {
         format!("{cut:?}")
+    };
+    if cut.len() < s.len() {
+        out.push_str("...");
     }
+    out
 }
 
 /// A scheme (RFC 3986 §3.1) followed by `:` and no whitespace or control characters.
@@ -1645,6 +1658,24 @@ mod tests {
         assert_eq!(dev.unwrap().0, "JSON-12");
         assert!(parse_datetime("yesterday").is_err());
         assert!(parse_datetime("2025-13-14T00:00:00Z").is_err());
+    }
+
+    #[test]
+    fn quoting_matches_debug_escaping() {
+        for s in [
+            "",
+            "plain text",
+            "a\"b",
+            "back\\slash",
+            "tab\there",
+            "é",
+            "<script>",
+            "~ !",
+        ] {
+            assert_eq!(q(s), format!("{s:?}"), "{s}");
+        }
+        let long = "x".repeat(100);
+        assert_eq!(q(&long), format!("{:?}...", &long[..64]));
     }
 
     #[test]
