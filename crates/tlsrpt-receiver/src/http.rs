@@ -60,6 +60,8 @@ use crate::pipeline::{Accepted, Intake, Pipeline, Rejected, Via};
 /// Re-exported so callers of [`router`] and [`serve`] (and of `crate::api::api_router`) need
 /// no axum dependency of their own.
 pub use axum::Router;
+/// Re-exported: the type of [`HttpConfig::trusted_proxies`].
+pub use ipnet::IpNet;
 
 /// The default path of the endpoint (the `https:` rua of the TLSRPT record points here).
 pub const DEFAULT_PATH: &str = "/tlsrpt";
@@ -92,10 +94,12 @@ pub struct HttpConfig {
     pub rate_per_minute: u32,
     /// Most client addresses the rate limiter tracks at once (bounded memory).
     pub max_rate_clients: usize,
-    /// Reverse proxies whose `X-Forwarded-For` is trusted: when the peer is one of these, the
-    /// client address for rate limiting and logs is the right-most address in that header.
-    /// Empty by default: the header is ignored, since anyone can send it.
-    pub trusted_proxies: Vec<IpAddr>,
+    /// Reverse proxies whose `X-Forwarded-For` is trusted: when the peer is in one of these
+    /// ranges (a single address is a /32 or /128), the client address for rate limiting and
+    /// logs is the right-most address in that header (SEC-01: behind a proxy every sender
+    /// would otherwise share the proxy's bucket). Empty by default: the header is ignored,
+    /// since anyone can send it. See [`parse_trusted_proxy`].
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 impl Default for HttpConfig {
@@ -245,11 +249,37 @@ fn too_large(limit: &'static str, max: usize) -> Response {
     )
 }
 
+/// Parses one `trusted_proxies` entry: an address (`127.0.0.1`, `::1`) or a CIDR range
+/// (`10.0.0.0/8`, `fd00::/8`). A range with host bits set (`10.0.0.1/8`) is refused rather
+/// than widened: it is more likely a typo for a single address than a wish to trust the
+/// whole network, and a trusted peer can choose the client address the rate limit sees.
+pub fn parse_trusted_proxy(s: &str) -> Result<IpNet, String> {
+    let s = s.trim();
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return Ok(IpNet::from(ip));
+    }
+    let net: IpNet = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not an IP address or a CIDR range like \"10.0.0.0/8\""))?;
+    if net.trunc() != net {
+        return Err(format!(
+            "{s:?} has host bits set: write the network, {:?}, or a single address",
+            net.trunc().to_string()
+        ));
+    }
+    Ok(net)
+}
+
 /// The client address: the TCP peer, or the right-most `X-Forwarded-For` entry when the
 /// peer is a trusted proxy.
-fn client_ip(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &[IpAddr]) -> Option<IpAddr> {
+fn client_ip(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &[IpNet]) -> Option<IpAddr> {
     let peer = peer?;
-    if !trusted.contains(&peer) {
+    // A dual-stack listener sees an IPv4 proxy as ::ffff:a.b.c.d; match it as a.b.c.d too.
+    let canonical = peer.to_canonical();
+    if !trusted
+        .iter()
+        .any(|n| n.contains(&peer) || n.contains(&canonical))
+    {
         return Some(peer);
     }
     let forwarded = headers
@@ -826,13 +856,14 @@ mod tests {
     #[test]
     fn sec_01_forwarded_for_only_from_trusted_proxies() {
         let proxy: IpAddr = "10.0.0.1".parse().unwrap();
+        let trusted = [IpNet::from(proxy)];
         let h = headers(&[("x-forwarded-for", "198.51.100.9, 192.0.2.7")]);
         // Untrusted peer: the header is ignored (anyone can send it).
         let peer: IpAddr = "203.0.113.5".parse().unwrap();
-        assert_eq!(client_ip(Some(peer), &h, &[proxy]), Some(peer));
+        assert_eq!(client_ip(Some(peer), &h, &trusted), Some(peer));
         // Trusted proxy: its right-most entry, the address it saw.
         assert_eq!(
-            client_ip(Some(proxy), &h, &[proxy]),
+            client_ip(Some(proxy), &h, &trusted),
             Some("192.0.2.7".parse().unwrap())
         );
         // Trusted proxy without a usable header: the proxy itself.
@@ -840,11 +871,54 @@ mod tests {
             client_ip(
                 Some(proxy),
                 &headers(&[("x-forwarded-for", "junk")]),
-                &[proxy]
+                &trusted
             ),
             Some(proxy)
         );
-        assert_eq!(client_ip(None, &h, &[proxy]), None);
+        assert_eq!(client_ip(None, &h, &trusted), None);
+    }
+
+    #[test]
+    fn sec_01_trusted_proxy_ranges_and_mapped_addresses() {
+        let h = headers(&[("x-forwarded-for", "192.0.2.7")]);
+        let client: IpAddr = "192.0.2.7".parse().unwrap();
+        let ranges = [
+            parse_trusted_proxy("10.0.0.0/8").unwrap(),
+            parse_trusted_proxy("fd00::/8").unwrap(),
+        ];
+        for inside in ["10.1.2.3", "fd12::1", "::ffff:10.9.9.9"] {
+            let peer: IpAddr = inside.parse().unwrap();
+            assert_eq!(client_ip(Some(peer), &h, &ranges), Some(client), "{inside}");
+        }
+        for outside in ["11.0.0.1", "fe80::1", "::ffff:11.0.0.1"] {
+            let peer: IpAddr = outside.parse().unwrap();
+            assert_eq!(client_ip(Some(peer), &h, &ranges), Some(peer), "{outside}");
+        }
+    }
+
+    #[test]
+    fn trusted_proxy_entries_parse_strictly() {
+        assert_eq!(
+            parse_trusted_proxy("127.0.0.1").unwrap().to_string(),
+            "127.0.0.1/32"
+        );
+        assert_eq!(parse_trusted_proxy(" ::1 ").unwrap().to_string(), "::1/128");
+        assert_eq!(
+            parse_trusted_proxy("10.0.0.0/8").unwrap().to_string(),
+            "10.0.0.0/8"
+        );
+        for bad in [
+            "",
+            "localhost",
+            "10.0.0.0/33",
+            "10.0.0/8",
+            "1.2.3.4:80",
+            "::/129",
+        ] {
+            assert!(parse_trusted_proxy(bad).is_err(), "{bad:?}");
+        }
+        let e = parse_trusted_proxy("10.0.0.1/8").unwrap_err();
+        assert!(e.contains("host bits") && e.contains("10.0.0.0/8"), "{e}");
     }
 
     #[test]

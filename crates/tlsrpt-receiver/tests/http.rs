@@ -317,6 +317,65 @@ async fn sec_01_rate_limit_429_with_retry_after() {
     srv.stop().await;
 }
 
+/// SEC-01 behind a reverse proxy: with the proxy (here 127.0.0.1, the test's own address) in
+/// `trusted_proxies`, each `X-Forwarded-For` client gets its own bucket, so one busy sender
+/// does not block the others; without it the header is ignored and every request shares the
+/// peer's bucket (anyone can send the header).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sec_01_trusted_proxy_forwarded_clients_are_limited_separately() {
+    use tlsrpt_receiver::http::parse_trusted_proxy;
+    async fn send(c: &reqwest::Client, url: &str, xff: &str, rid: &str) -> StatusCode {
+        c.post(url)
+            .header(CONTENT_TYPE, JSON)
+            .header("x-forwarded-for", xff)
+            .body(report_json("R", rid))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
+    let c = client();
+    for (trusted, ranges) in [
+        (true, vec!["127.0.0.1"]),
+        (true, vec!["127.0.0.0/8"]),
+        (false, vec![]),
+    ] {
+        let srv = start(HttpConfig {
+            rate_per_minute: 1,
+            trusted_proxies: ranges
+                .iter()
+                .map(|r| parse_trusted_proxy(r).unwrap())
+                .collect(),
+            ..HttpConfig::default()
+        })
+        .await;
+        let url = srv.url();
+        assert_eq!(send(&c, &url, "192.0.2.1", "a1").await, StatusCode::CREATED);
+        // The same forwarded client again: over its limit of 1 either way.
+        assert_eq!(
+            send(&c, &url, "192.0.2.1", "a2").await,
+            StatusCode::TOO_MANY_REQUESTS
+        );
+        // Another forwarded client: its own bucket only when the proxy is trusted.
+        let other = send(&c, &url, "198.51.100.2", "b1").await;
+        if trusted {
+            assert_eq!(other, StatusCode::CREATED, "{ranges:?}");
+            // A spoofed chain: only the right-most entry (what the proxy saw) counts.
+            assert_eq!(
+                send(&c, &url, "203.0.113.9, 192.0.2.1", "c1").await,
+                StatusCode::TOO_MANY_REQUESTS
+            );
+        } else {
+            assert_eq!(
+                other,
+                StatusCode::TOO_MANY_REQUESTS,
+                "shares 127.0.0.1's bucket"
+            );
+        }
+        srv.stop().await;
+    }
+}
+
 /// 503 (with Retry-After) when the store cannot take the report: here another process
 /// holds an exclusive lock on the database, so the sender is told to retry; once the lock is
 /// gone the same report is stored.

@@ -26,7 +26,7 @@ mod sqlite;
 
 pub use received::{
     DkimStatus, InsertOutcome, ReceivedDetail, ReceivedFailure, ReceivedQuery, ReceivedReport,
-    ReceivedStatus, ReceivedSummary, ReceivedVia, StatusFilter, StoredDeviation,
+    ReceivedStatus, ReceivedSummary, ReceivedVia, StatusFilter, StoredDeviation, received_cutoff,
 };
 
 /// Why a store operation failed.

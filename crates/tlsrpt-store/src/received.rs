@@ -26,6 +26,10 @@
 //!   a report the database refuses fails alone (the batch is retried one report at a time).
 //!   Storage: the strict JSON is raw-deflated and the original bytes live in their own table
 //!   (`received_raw`), which took a stored 1 KiB gzip report from ~7.0 to ~4.8 KB.
+//! * **Retention** (REQUIREMENTS SEC-08): [`Store::prune_received`] deletes reports whose
+//!   date-range end, or receipt time if earlier, is before a cut-off (`[receiver]
+//!   retention_days`, pruned hourly by `tlsrpt serve`). A pruned report is forgotten by
+//!   de-duplication too: a late copy of it is stored again.
 
 use std::io::{Read, Write};
 
@@ -314,6 +318,39 @@ impl Store {
             Backend::Sqlite(s) => get_raw(s, id).await,
         }
     }
+
+    /// Deletes, in one transaction, every received report (stored and rejected alike) that
+    /// expired before `cutoff`, with its policies, MX hosts, failure details, deviations and
+    /// original bytes; returns how many reports were deleted.
+    ///
+    /// Why: reports name third-party IP addresses and hosts, so they are kept only as long as
+    /// the operator's retention rule says (REQUIREMENTS SEC-08). A report expires by the
+    /// earlier of its date-range end and its receipt time: the end is how old its data is,
+    /// and the receipt time bounds a report claiming an end in the future, which would
+    /// otherwise be kept forever. Rejected rows go by the same rule (they hold the same kind of
+    /// data, and their date range is always known: a report is stored only once read).
+    ///
+    /// De-duplication (RCV-09) only knows the reports still stored: a copy of a pruned report
+    /// that arrives again is stored again (and pruned again at the next run).
+    pub async fn prune_received(&self, cutoff: Timestamp) -> Result<u64, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => prune(s, cutoff).await,
+        }
+    }
+}
+
+/// The cut-off for [`Store::prune_received`] when reports are kept `retention_days` days:
+/// `now - retention_days × 24 h`, or `None` (prune nothing) when `retention_days` is 0, the
+/// operator's "keep forever" (REQUIREMENTS SEC-08), or when the cut-off would lie before the
+/// calendar's start (nothing is older than that).
+pub fn received_cutoff(now: Timestamp, retention_days: u32) -> Option<Timestamp> {
+    if retention_days == 0 {
+        return None;
+    }
+    now.checked_sub(jiff::SignedDuration::from_hours(
+        i64::from(retention_days) * 24,
+    ))
+    .ok()
 }
 
 fn to_sql(n: u64) -> i64 {
@@ -1051,6 +1088,38 @@ async fn get(s: &SqliteStore, id: i64) -> Result<Option<ReceivedDetail>, StoreEr
     }))
 }
 
+/// `DELETE` of the expired reports; its expression is the one indexed by
+/// `received_reports_expiry` (migration 0004), so the prune reads only the expired rows.
+const PRUNE_SQL: &str = "DELETE FROM received_reports WHERE min(end_ts, received_at) < ?";
+
+/// REQUIREMENTS SEC-08: see [`Store::prune_received`]. The child rows (`received_raw`,
+/// `received_policies`, `received_mx_hosts`, `received_failures`) go with their report by
+/// their `ON DELETE CASCADE` foreign keys (migration 0002; every connection enables foreign
+/// keys, sqlite.rs), inside the same transaction, so no report is ever left half-deleted.
+async fn prune(s: &SqliteStore, cutoff: Timestamp) -> Result<u64, StoreError> {
+    // Stored timestamps are whole-second RFC 3339 UTC text, so text order is time order.
+    let cut = ts_text(cutoff);
+    // This process's writers (the group commit) wait for the lock instead of meeting a busy
+    // database half-way through their batch.
+    let _guard = s.write_lock().lock().await;
+    let mut tx = s
+        .pool()
+        .begin_with("BEGIN IMMEDIATE")
+        .await
+        .map_err(|e| classify("starting a received-report prune", e))?;
+    // `rows_affected` counts the reports only, not the rows deleted by the cascade.
+    let n = sqlx::query(PRUNE_SQL)
+        .bind(&cut)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| classify("pruning received reports", e))?
+        .rows_affected();
+    tx.commit()
+        .await
+        .map_err(|e| classify("committing the received-report prune", e))?;
+    Ok(n)
+}
+
 async fn get_raw(s: &SqliteStore, id: i64) -> Result<Option<Vec<u8>>, StoreError> {
     let row = sqlx::query(
         "SELECT w.raw, r.raw_encoding, r.raw_size \
@@ -1153,6 +1222,43 @@ mod tests {
             out.push(rx.await.unwrap());
         }
         out
+    }
+
+    /// REQUIREMENTS SEC-08: the hourly prune finds expired reports through the expression
+    /// index of migration 0004, not by reading every report row under the write lock.
+    #[tokio::test]
+    async fn sec_08_prune_uses_the_expiry_index() {
+        let s = SqliteStore::open("sqlite::memory:", &StoreOptions::default())
+            .await
+            .unwrap();
+        let plan: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as(AssertSqlSafe(format!("EXPLAIN QUERY PLAN {PRUNE_SQL}")))
+                .bind("2025-01-01T00:00:00Z")
+                .fetch_all(s.pool())
+                .await
+                .unwrap();
+        let text: Vec<&str> = plan.iter().map(|r| r.3.as_str()).collect();
+        assert!(
+            text.iter().any(|t| t.contains("received_reports_expiry")),
+            "{text:?}"
+        );
+        assert!(!text.iter().any(|t| t.starts_with("SCAN")), "{text:?}");
+    }
+
+    #[test]
+    fn sec_08_cutoff_is_retention_days_before_now_and_zero_keeps_forever() {
+        let now: Timestamp = "2026-03-01T12:00:00Z".parse().unwrap();
+        assert_eq!(received_cutoff(now, 0), None);
+        assert_eq!(
+            received_cutoff(now, 1),
+            Some("2026-02-28T12:00:00Z".parse().unwrap())
+        );
+        assert_eq!(
+            received_cutoff(now, 400),
+            Some("2025-01-25T12:00:00Z".parse().unwrap())
+        );
+        // Beyond the calendar's start: nothing can be older, so nothing is pruned.
+        assert_eq!(received_cutoff(now, u32::MAX), None);
     }
 
     #[tokio::test]

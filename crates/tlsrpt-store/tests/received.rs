@@ -404,3 +404,211 @@ async fn rcv_09_a_row_the_database_refuses_fails_alone() {
     assert_eq!(listed.len(), 54);
     assert!(listed.iter().all(|r| r.report_id.starts_with("ok")));
 }
+
+/// `report` rows per table for one report id (the report row, its original bytes, its
+/// policies, MX hosts and failure details), read directly from the database file.
+async fn rows_of(db: &sqlx::SqlitePool, id: i64) -> [i64; 5] {
+    let mut out = [0; 5];
+    for (i, sql) in [
+        "SELECT count(*) FROM received_reports WHERE id = ?",
+        "SELECT count(*) FROM received_raw WHERE report = ?",
+        "SELECT count(*) FROM received_policies WHERE report = ?",
+        "SELECT count(*) FROM received_mx_hosts WHERE report = ?",
+        "SELECT count(*) FROM received_failures WHERE report = ?",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        out[i] = sqlx::query_scalar(sql)
+            .bind(id)
+            .fetch_one(db)
+            .await
+            .unwrap();
+    }
+    out
+}
+
+/// REQUIREMENTS SEC-08: reports hold third-party IP addresses, so `prune_received` deletes
+/// every report (stored or rejected) that ended, or arrived, before the cut-off, with all of
+/// its rows and original bytes, and leaves the newer ones exactly as they were.
+#[tokio::test]
+async fn sec_08_received_reports_older_than_retention_are_deleted() {
+    let (s, dir) = store().await;
+    let now: Timestamp = "2026-11-29T00:00:00Z".parse().unwrap();
+    // 400 days: the cut-off is 2025-10-25T00:00:00Z.
+    let cutoff = tlsrpt_store::received_cutoff(now, 400).unwrap();
+    assert_eq!(cutoff, "2025-10-25T00:00:00Z".parse::<Timestamp>().unwrap());
+    let recent: Timestamp = "2026-11-28T08:00:00Z".parse().unwrap();
+
+    // (report-id, last day of its date range, status, received at, expected to go)
+    let cases = [
+        ("old", "2024-01-01", ReceivedStatus::Stored, recent, true),
+        (
+            "old-rejected",
+            "2024-01-01",
+            ReceivedStatus::Rejected,
+            recent,
+            true,
+        ),
+        // Ends at 2025-10-24T23:59:59Z, one second before the cut-off.
+        (
+            "edge-old",
+            "2025-10-24",
+            ReceivedStatus::Stored,
+            recent,
+            true,
+        ),
+        // Ends at 2025-10-25T23:59:59Z, after the cut-off.
+        (
+            "edge-new",
+            "2025-10-25",
+            ReceivedStatus::Stored,
+            recent,
+            false,
+        ),
+        ("new", "2026-11-27", ReceivedStatus::Stored, recent, false),
+        (
+            "new-rejected",
+            "2026-11-27",
+            ReceivedStatus::Rejected,
+            recent,
+            false,
+        ),
+        // A date range in the future (wrong or forged) expires by its receipt time.
+        (
+            "future",
+            "2030-01-01",
+            ReceivedStatus::Rejected,
+            "2024-06-01T00:00:00Z".parse().unwrap(),
+            true,
+        ),
+    ];
+    let mut ids = Vec::new();
+    for (rid, day, status, at, _) in &cases {
+        let mut r = received(&json(rid, "a.example", day, "example.net"), *status);
+        r.received_at = *at;
+        r.deviations.push(tlsrpt_core::deviation::Deviation::new(
+            "$.x", "RCV-11", "kept",
+        ));
+        let InsertOutcome::Stored(id) = s.insert_received(&r).await.unwrap() else {
+            panic!("{rid}")
+        };
+        ids.push(id);
+    }
+    let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.path().join("r.db").display()))
+        .await
+        .unwrap();
+    for id in &ids {
+        // One report row, its raw bytes, two policies, two MX hosts, one failure detail.
+        assert_eq!(rows_of(&db, *id).await, [1, 1, 2, 2, 1]);
+    }
+    let kept_before: Vec<_> = ids
+        .iter()
+        .zip(&cases)
+        .filter(|(_, c)| !c.4)
+        .map(|(id, _)| *id)
+        .collect();
+    let mut details_before = Vec::new();
+    for id in &kept_before {
+        details_before.push((
+            s.get_received(*id).await.unwrap().unwrap(),
+            s.get_received_raw(*id).await.unwrap().unwrap(),
+        ));
+    }
+
+    let deleted = s.prune_received(cutoff).await.unwrap();
+    assert_eq!(deleted, 4, "reports counted, not their child rows");
+
+    for (id, (rid, _, _, _, gone)) in ids.iter().zip(&cases) {
+        if *gone {
+            assert_eq!(rows_of(&db, *id).await, [0; 5], "{rid}");
+            assert!(s.get_received(*id).await.unwrap().is_none(), "{rid}");
+            assert!(s.get_received_raw(*id).await.unwrap().is_none(), "{rid}");
+        } else {
+            assert_eq!(rows_of(&db, *id).await, [1, 1, 2, 2, 1], "{rid}");
+        }
+    }
+    // Nothing is left behind anywhere (no orphaned child rows).
+    for table in [
+        "received_raw",
+        "received_policies",
+        "received_mx_hosts",
+        "received_failures",
+    ] {
+        let orphans: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT count(*) FROM {table} WHERE report NOT IN (SELECT id FROM received_reports)"
+        )))
+        .fetch_one(&db)
+        .await
+        .unwrap();
+        assert_eq!(orphans, 0, "{table}");
+    }
+    // The newer reports are intact: same detail (deviations, failure details) and bytes.
+    for (id, (detail, raw)) in kept_before.iter().zip(&details_before) {
+        assert_eq!(&s.get_received(*id).await.unwrap().unwrap(), detail);
+        assert_eq!(&s.get_received_raw(*id).await.unwrap().unwrap(), raw);
+    }
+
+    // What the API lists: only the newer reports, whatever the filter.
+    let listed = |v: Vec<tlsrpt_store::ReceivedSummary>| {
+        let mut v: Vec<_> = v.into_iter().map(|x| x.report_id).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        listed(s.list_received(&all_ids(StatusFilter::All)).await.unwrap()),
+        ["edge-new", "new", "new-rejected"]
+    );
+    assert_eq!(
+        listed(
+            s.list_received(&all_ids(StatusFilter::Rejected))
+                .await
+                .unwrap()
+        ),
+        ["new-rejected"]
+    );
+    let old_days = ReceivedQuery {
+        policy_domain: Some("example.net".into()),
+        to: Some(jiff::civil::date(2025, 10, 24)),
+        ..all_ids(StatusFilter::All)
+    };
+    assert!(s.list_received(&old_days).await.unwrap().is_empty());
+
+    // A second run finds nothing more.
+    assert_eq!(s.prune_received(cutoff).await.unwrap(), 0);
+}
+
+/// REQUIREMENTS SEC-08 with RCV-09: de-duplication still works for the reports kept, and a
+/// copy of a pruned report that arrives again is stored again (docs/DECISIONS.md), under a
+/// new id, until the next prune removes it.
+#[tokio::test]
+async fn sec_08_duplicates_after_pruning() {
+    let (s, _d) = store().await;
+    let now: Timestamp = "2026-11-29T00:00:00Z".parse().unwrap();
+    let cutoff = tlsrpt_store::received_cutoff(now, 30).unwrap();
+    let old = received(
+        &json("o", "a.example", "2025-01-01", "example.net"),
+        ReceivedStatus::Stored,
+    );
+    let new = received(
+        &json("n", "a.example", "2026-11-28", "example.net"),
+        ReceivedStatus::Stored,
+    );
+    let InsertOutcome::Stored(old_id) = s.insert_received(&old).await.unwrap() else {
+        panic!()
+    };
+    let InsertOutcome::Stored(new_id) = s.insert_received(&new).await.unwrap() else {
+        panic!()
+    };
+    assert_eq!(s.prune_received(cutoff).await.unwrap(), 1);
+    assert_eq!(
+        s.insert_received(&new).await.unwrap(),
+        InsertOutcome::Duplicate(new_id)
+    );
+    let again = s.insert_received(&old).await.unwrap();
+    assert!(
+        matches!(again, InsertOutcome::Stored(id) if id != old_id),
+        "{again:?}"
+    );
+    assert_eq!(s.prune_received(cutoff).await.unwrap(), 1);
+}

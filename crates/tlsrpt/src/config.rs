@@ -74,6 +74,10 @@ pub const DEFAULT_RECEIVER_LISTEN: &str = "127.0.0.1:8460";
 pub const DEFAULT_RECEIVER_PATH: &str = "/tlsrpt";
 /// Default `[receiver] maildir_interval`: how often `tlsrpt ingest --maildir --watch` looks.
 pub const DEFAULT_MAILDIR_INTERVAL: Duration = Duration::from_secs(10);
+/// Default `[receiver] retention_days`: received reports name third-party IP addresses, so
+/// they are not kept forever (REQUIREMENTS SEC-08). 400 days is a year plus a month's margin,
+/// so this month can still be compared with the same month last year; 0 keeps them forever.
+pub const DEFAULT_RECEIVER_RETENTION_DAYS: u32 = 400;
 
 /// `[receiver]`: the receiving side (the HTTPS endpoint of `tlsrpt serve` and `tlsrpt
 /// ingest`). Limits left unset keep the receiver's built-in defaults.
@@ -105,6 +109,14 @@ pub struct ReceiverConfig {
     pub requests_per_minute: Option<u32>,
     /// `maildir_interval`: polling interval of `tlsrpt ingest --maildir --watch`.
     pub maildir_interval: Duration,
+    /// `retention_days`: received reports whose date range ended (or which arrived) more
+    /// than this many days ago are deleted by `serve`'s hourly prune; 0 keeps them forever
+    /// (REQUIREMENTS SEC-08).
+    pub retention_days: u32,
+    /// `trusted_proxies`: reverse proxies (addresses or CIDR ranges) whose `X-Forwarded-For`
+    /// names the client for the per-client rate limit (REQUIREMENTS SEC-01); empty: the
+    /// header is ignored.
+    pub trusted_proxies: Vec<tlsrpt_receiver::http::IpNet>,
     /// `[receiver.smtp]`: the SMTP/LMTP listener for report mail; `None` when absent.
     pub smtp: Option<ReceiverSmtpConfig>,
     /// `[receiver.imap]`: IMAP polling of a report mailbox; `None` when absent.
@@ -383,6 +395,9 @@ struct RawReceiver {
     max_concurrent_requests: Option<usize>,
     requests_per_minute: Option<u32>,
     maildir_interval: Option<String>,
+    retention_days: Option<u32>,
+    #[serde(default)]
+    trusted_proxies: Vec<String>,
     smtp: Option<RawReceiverSmtp>,
     imap: Option<RawReceiverImap>,
 }
@@ -616,6 +631,16 @@ fn receiver(r: RawReceiver, base: &Path) -> anyhow::Result<ReceiverConfig> {
     if r.requests_per_minute == Some(0) {
         bail!("[receiver] requests_per_minute: must be more than 0");
     }
+    // Refused at load, not at the first request: a typo here would silently leave every
+    // client behind the proxy in one rate-limit bucket (SEC-01).
+    let trusted_proxies = r
+        .trusted_proxies
+        .iter()
+        .map(|p| {
+            tlsrpt_receiver::http::parse_trusted_proxy(p)
+                .map_err(|e| anyhow::anyhow!("[receiver] trusted_proxies: {e}"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     Ok(ReceiverConfig {
         listen: r
             .listen
@@ -650,6 +675,8 @@ fn receiver(r: RawReceiver, base: &Path) -> anyhow::Result<ReceiverConfig> {
             .transpose()
             .context("[receiver] maildir_interval")?
             .unwrap_or(DEFAULT_MAILDIR_INTERVAL),
+        retention_days: r.retention_days.unwrap_or(DEFAULT_RECEIVER_RETENTION_DAYS),
+        trusted_proxies,
     })
 }
 
@@ -896,6 +923,105 @@ socket = "/var/spool/postfix/run/tlsrpt/tlsrpt.sock"
     fn the_shipped_example_parses() {
         let text = include_str!("../../../examples/tlsrpt.toml");
         Config::from_toml(text, Path::new("/etc/tlsrpt")).unwrap();
+    }
+
+    /// REQUIREMENTS SEC-08: received reports are pruned after `retention_days` (default
+    /// 400), 0 keeps them forever, and the key is there with or without a config file.
+    #[test]
+    fn sec_08_receiver_retention_days() {
+        let r = |t: &str| {
+            Config::from_toml(t, Path::new("/"))
+                .unwrap()
+                .receiver
+                .unwrap()
+        };
+        assert_eq!(
+            r("[receiver]\n").retention_days,
+            DEFAULT_RECEIVER_RETENTION_DAYS
+        );
+        assert_eq!(DEFAULT_RECEIVER_RETENTION_DAYS, 400);
+        assert_eq!(r("[receiver]\nretention_days = 90\n").retention_days, 90);
+        assert_eq!(r("[receiver]\nretention_days = 0\n").retention_days, 0);
+        assert_eq!(
+            Config::defaults().receiver.unwrap().retention_days,
+            DEFAULT_RECEIVER_RETENTION_DAYS
+        );
+        // [store] retention_days is the counters' and stays separate.
+        let c = Config::from_toml(
+            "[store]\nretention_days = 3\n[receiver]\nretention_days = 7\n",
+            Path::new("/"),
+        )
+        .unwrap();
+        assert_eq!(c.store.retention_days, 3);
+        assert_eq!(c.receiver.unwrap().retention_days, 7);
+        for bad in ["-1", "\"400\"", "1.5"] {
+            let e = format!(
+                "{:#}",
+                Config::from_toml(
+                    &format!("[receiver]\nretention_days = {bad}\n"),
+                    Path::new("/")
+                )
+                .unwrap_err()
+            );
+            assert!(e.contains("retention_days"), "{bad}: {e}");
+        }
+    }
+
+    /// REQUIREMENTS SEC-01: `trusted_proxies` takes addresses and CIDR ranges; a bad entry
+    /// stops the load with the key and the entry named.
+    #[test]
+    fn sec_01_receiver_trusted_proxies() {
+        let r = Config::from_toml(
+            "[receiver]\ntrusted_proxies = [\"127.0.0.1\", \"10.0.0.0/8\", \"::1\", \"fd00::/8\"]\n",
+            Path::new("/"),
+        )
+        .unwrap()
+        .receiver
+        .unwrap();
+        let shown: Vec<String> = r.trusted_proxies.iter().map(|n| n.to_string()).collect();
+        assert_eq!(shown, ["127.0.0.1/32", "10.0.0.0/8", "::1/128", "fd00::/8"]);
+        let d = Config::from_toml("[receiver]\n", Path::new("/"))
+            .unwrap()
+            .receiver
+            .unwrap();
+        assert!(d.trusted_proxies.is_empty(), "default: no proxy trusted");
+        assert!(
+            Config::defaults()
+                .receiver
+                .unwrap()
+                .trusted_proxies
+                .is_empty()
+        );
+
+        for bad in [
+            "proxy.example",
+            "10.0.0.0/33",
+            "10.0.0.1/8",
+            "",
+            "1.2.3.4:80",
+        ] {
+            let e = format!(
+                "{:#}",
+                Config::from_toml(
+                    &format!("[receiver]\ntrusted_proxies = [\"127.0.0.1\", {bad:?}]\n"),
+                    Path::new("/")
+                )
+                .unwrap_err()
+            );
+            assert!(
+                e.contains("trusted_proxies") && e.contains(&format!("{bad:?}")),
+                "{bad}: {e}"
+            );
+        }
+        let e = format!(
+            "{:#}",
+            Config::from_toml(
+                "[receiver]\ntrusted_proxies = \"127.0.0.1\"\n",
+                Path::new("/")
+            )
+            .unwrap_err()
+        );
+        assert!(e.contains("trusted_proxies"), "{e}");
     }
 
     #[test]

@@ -3,8 +3,10 @@
 //! Today that is the collector (DESIGN.md §Layers 3): it binds the libtlsrpt datagram socket,
 //! counts sessions in memory and flushes them to the store about every `flush_interval`
 //! (DATAGRAM.md §6). Alongside it, an hourly task prunes counters older than
-//! `[store] retention_days`. SIGTERM or SIGINT stops everything gracefully: the collector
-//! flushes what it holds, removes its socket file, and the store is closed (WAL checkpoint).
+//! `[store] retention_days` and, with `[receiver]`, received reports older than
+//! `[receiver] retention_days` (REQUIREMENTS SEC-08). SIGTERM or SIGINT stops everything
+//! gracefully: the collector flushes what it holds, removes its socket file, and the store is
+//! closed (WAL checkpoint).
 //!
 //! `[receiver]` adds the HTTP(S) endpoint reports are POSTed to and `[web]` the JSON API over
 //! received reports (module `receiver`); on SIGTERM they finish the requests in flight. With
@@ -181,9 +183,11 @@ async fn serve(config: Config, c: Option<CollectorConfig>) -> anyhow::Result<()>
     };
     tracing::info!(store = %store.describe(), "serving");
 
-    // Hourly prune (also once at start) of days older than retention_days.
+    // Hourly prune (also once at start) of days older than retention_days, and of received
+    // reports older than [receiver] retention_days when the receiver role is on.
     let prune_store = store.clone();
     let retention = config.store.retention_days;
+    let received_retention = config.receiver.as_ref().map(|r| r.retention_days);
     let mut prune_stop = stop_rx.clone();
     let pruner = tokio::spawn(async move {
         let mut tick = tokio::time::interval(PRUNE_EVERY);
@@ -198,6 +202,9 @@ async fn serve(config: Config, c: Option<CollectorConfig>) -> anyhow::Result<()>
                     tracing::info!(rows = n, retention_days = retention, "pruned old counters")
                 }
                 Err(e) => tracing::error!(error = %e, "prune failed"),
+            }
+            if let Some(days) = received_retention {
+                prune_received(&prune_store, days).await;
             }
         }
     });
@@ -250,6 +257,32 @@ async fn serve(config: Config, c: Option<CollectorConfig>) -> anyhow::Result<()>
         }
         Ok(Err(e)) => Err(e),
         Err(e) => Err(anyhow::anyhow!("collector task failed: {e}")),
+    }
+}
+
+/// Deletes received reports older than `[receiver] retention_days` (0: keep forever), with
+/// one log line: `info` when reports were deleted, `debug` otherwise. Why: received reports
+/// name third-party IP addresses and hosts, so they are kept no longer than the operator's
+/// retention rule (REQUIREMENTS SEC-08). A failure is logged and retried at the next run.
+async fn prune_received(store: &Store, retention_days: u32) {
+    let Some(cutoff) = tlsrpt_store::received_cutoff(jiff::Timestamp::now(), retention_days) else {
+        tracing::debug!(retention_days, "prune: received reports are kept forever");
+        return;
+    };
+    let cutoff_text = tlsrpt_core::write::format_datetime(cutoff);
+    match store.prune_received(cutoff).await {
+        Ok(0) => tracing::debug!(
+            retention_days,
+            cutoff = %cutoff_text,
+            "prune: no received report older than the retention"
+        ),
+        Ok(n) => tracing::info!(
+            reports = n,
+            retention_days,
+            cutoff = %cutoff_text,
+            "pruned received reports older than the retention"
+        ),
+        Err(e) => tracing::error!(error = %e, retention_days, "pruning received reports failed"),
     }
 }
 

@@ -32,6 +32,7 @@ fn http_config(r: &ReceiverConfig) -> anyhow::Result<HttpConfig> {
             .max_concurrent_requests
             .unwrap_or(d.max_concurrent_requests),
         rate_per_minute: r.requests_per_minute.unwrap_or(d.rate_per_minute),
+        trusted_proxies: r.trusted_proxies.clone(),
         ..d
     };
     cfg.validate().context("[receiver]")?;
@@ -95,6 +96,7 @@ pub(super) async fn start(
             path = %cfg.path,
             tls = tls.is_some(),
             dkim = ?r.dkim,
+            trusted_proxies = ?r.trusted_proxies.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
             "receiver listening"
         );
         // [receiver.smtp] and [receiver.imap] feed the same pipeline.
