@@ -14,6 +14,7 @@ pub mod accounting;
 pub mod datagram;
 pub mod deviation;
 pub mod domain;
+pub mod inflate;
 pub mod message;
 pub mod mtasts;
 pub mod naming;

@@ -314,9 +314,12 @@ pub fn read_json(bytes: &[u8], limits: &Limits) -> Result<Reading, ReadError> {
 /// time. The header and the CRC-32/ISIZE trailer are checked here; anything after the member
 /// (including a second member) is rejected.
 ///
-/// Reports are small and arrive by the thousand, so the inflate state (tens of KiB) is kept
-/// per thread and reset rather than allocated for every report: that setup used to cost more
-/// than inflating a typical 400-byte report.
+/// Reports are small and arrive by the thousand, so inflating uses our own decoder
+/// ([`crate::inflate`]), built for small inputs (its tables are sized to the block rather than
+/// zlib's fixed 1,024 + 512 entries, which cost more to fill than a 1 KiB report takes to
+/// decode). The output buffer is reserved from the trailer's ISIZE, clamped to the limit, so
+/// an honest stream is inflated without a reallocation and a lying one costs no more than the
+/// limit.
 pub fn gunzip(bytes: &[u8], limits: &Limits) -> Result<Vec<u8>, ReadError> {
     if bytes.len() > limits.max_input_bytes {
         return Err(ReadError::InputTooLarge {
@@ -330,10 +333,24 @@ pub fn gunzip(bytes: &[u8], limits: &Limits) -> Result<Vec<u8>, ReadError> {
     let cap = limits.max_decompressed_bytes;
     let body = gzip_header_len(bytes)?;
     let input = &bytes[body..];
-    let (out, used) = INFLATE.with(|cell| {
-        let mut inflate = cell.borrow_mut();
-        inflate.reset(false); // raw deflate: RFC 1952 wraps RFC 1951, not zlib
-        inflate_bounded(&mut inflate, input, cap)
+    // RFC 1952 §2.3.1: ISIZE is the last four bytes of a single-member file; only a size hint
+    // here (checked against the real length below).
+    let hint = bytes
+        .get(bytes.len().saturating_sub(4)..)
+        .and_then(|t| <[u8; 4]>::try_from(t).ok())
+        .map_or(0, |t| u32::from_le_bytes(t) as usize);
+    // Deflate expands at most 1,032:1 (RFC 1951 §3.2.5: a 258-byte match per ~2 bits), so a
+    // hint beyond that is a lie and is not reserved.
+    let plausible = input.len().saturating_mul(1032);
+    let mut out = Vec::with_capacity(hint.min(plausible).clamp(64, cap.max(64)));
+    let used = crate::inflate::inflate(input, &mut out, cap).map_err(|e| match e {
+        crate::inflate::InflateError::Truncated => truncated(),
+        crate::inflate::InflateError::TooLarge { .. } => {
+            ReadError::DecompressedTooLarge { max: cap }
+        }
+        crate::inflate::InflateError::Invalid(what) => {
+            ReadError::Gzip(format!("invalid deflate data: {what}"))
+        }
     })?;
     // RFC 1952 §2.3.1: CRC32 then ISIZE (the length modulo 2^32), both little-endian.
     let trailer = input.get(used..used + 8).ok_or_else(truncated)?;
@@ -357,11 +374,6 @@ pub fn gunzip(bytes: &[u8], limits: &Limits) -> Result<Vec<u8>, ReadError> {
         });
     }
     Ok(out)
-}
-
-thread_local! {
-    static INFLATE: std::cell::RefCell<flate2::Decompress> =
-        std::cell::RefCell::new(flate2::Decompress::new(false));
 }
 
 fn truncated() -> ReadError {
@@ -408,46 +420,6 @@ fn gzip_header_len(b: &[u8]) -> Result<usize, ReadError> {
     Ok(at)
 }
 
-/// Inflates `input` into a new vector of at most `cap` bytes; returns it with the number of
-/// input bytes the deflate stream used.
-fn inflate_bounded(
-    inflate: &mut flate2::Decompress,
-    input: &[u8],
-    cap: usize,
-) -> Result<(Vec<u8>, usize), ReadError> {
-    let mut out: Vec<u8> = Vec::with_capacity(input.len().saturating_mul(4).clamp(64, cap.max(64)));
-    loop {
-        if out.len() == out.capacity() {
-            if out.len() > cap {
-                return Err(ReadError::DecompressedTooLarge { max: cap });
-            }
-            // Grow geometrically, but never past cap + 1 (one byte over proves the excess).
-            let more = out.len().max(64).min(cap + 1 - out.len());
-            out.reserve_exact(more);
-        }
-        let used = usize::try_from(inflate.total_in()).unwrap_or(usize::MAX);
-        let produced = out.len();
-        let status = inflate
-            .decompress_vec(
-                input.get(used..).unwrap_or_default(),
-                &mut out,
-                flate2::FlushDecompress::None,
-            )
-            .map_err(|e| ReadError::Gzip(format!("invalid deflate data: {e}")))?;
-        if out.len() > cap {
-            return Err(ReadError::DecompressedTooLarge { max: cap });
-        }
-        let used_now = usize::try_from(inflate.total_in()).unwrap_or(usize::MAX);
-        match status {
-            flate2::Status::StreamEnd => return Ok((out, used_now)),
-            _ if used_now == used && out.len() == produced && out.len() < out.capacity() => {
-                // No progress with room to write: the input ended inside the stream.
-                return Err(truncated());
-            }
-            _ => {}
-        }
-    }
-}
 
 fn read_json_text(bytes: &[u8], limits: &Limits) -> Result<Reading, ReadError> {
     let mut deviations = Vec::new();

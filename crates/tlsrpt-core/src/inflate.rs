@@ -1,0 +1,1043 @@
+//! Raw DEFLATE (RFC 1951) decoding tuned for small inputs.
+//!
+//! Gzipped TLS reports are a few hundred bytes that inflate to one or two KiB, almost always
+//! one dynamic-Huffman block. At that size a general-purpose inflater spends most of its time
+//! *building* lookup tables (zlib's 1024-entry literal/length and 512-entry distance tables
+//! hold more entries than the block has symbols) rather than decoding. This decoder keeps the
+//! work proportional to the block:
+//!
+//! * root tables are only as wide as the longest code needs (at most [`LIT_ROOT`] /
+//!   [`DIST_ROOT`] bits), longer codes go through small sub-tables;
+//! * tables are filled in canonical order by doubling the filled prefix (one store per code,
+//!   then `copy_within`), not by replicating every entry one by one;
+//! * bits come from a 64-bit buffer refilled 8 bytes at a time, so one refill covers a whole
+//!   literal/length + distance pair;
+//! * output goes straight into the caller's `Vec<u8>`, sized from its reserved capacity
+//!   (gzip's ISIZE), and matches are copied 8 bytes at a time when there is room.
+//!
+//! Validity rules follow zlib, so a stream is accepted here exactly when zlib (and therefore
+//! `flate2`) accepts it; the tests check this differentially. All code is safe Rust: hostile
+//! input can make it return an error, never panic, read out of bounds, or grow the output past
+//! the cap.
+
+use std::sync::OnceLock;
+
+/// Why a raw DEFLATE stream could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InflateError {
+    /// The input ended inside the stream.
+    #[error("truncated deflate stream")]
+    Truncated,
+    /// Output would exceed the cap (decompression bomb or simply too large).
+    #[error("deflate output exceeds {max} bytes")]
+    TooLarge {
+        /// The cap that would have been exceeded.
+        max: usize,
+    },
+    /// Invalid data; the text says what.
+    #[error("invalid deflate data: {0}")]
+    Invalid(&'static str),
+}
+
+/// Decodes one raw DEFLATE stream from the start of `input`, appending the output to `out`
+/// (which the caller may have reserved), never letting `out` grow past `cap` bytes in total.
+/// Returns the number of input bytes the stream used (up to and including the byte holding
+/// the final block's last bit), so the caller can find the gzip trailer right after it.
+///
+/// The capacity `out` has on entry is taken as a size hint (gzip's ISIZE): when it is right
+/// the output is written without any reallocation. Back-references may reach only bytes this
+/// stream produced (those after `out.len()` on entry). On error `out` holds the bytes decoded
+/// so far, at most `cap` in total.
+pub fn inflate(input: &[u8], out: &mut Vec<u8>, cap: usize) -> Result<usize, InflateError> {
+    let start = out.len();
+    let cap = cap.max(start);
+    // Work in an initialized buffer (`out[..len]`), writing at `op`; trimmed at the end.
+    // Trust the caller's reservation, but only as far as the input could plausibly expand,
+    // so a lying hint does not make us zero-fill megabytes for a tiny input.
+    let room = if out.capacity() > start {
+        out.capacity() - start
+    } else {
+        input.len().saturating_mul(4).max(1024)
+    };
+    let room = room.min(input.len().saturating_mul(8).max(64 * 1024));
+    let init = start.saturating_add(room).min(cap);
+    resize_within(out, init);
+
+    let mut s = State {
+        bits: Bits {
+            input,
+            pos: 0,
+            buf: 0,
+            cnt: 0,
+        },
+        op: start,
+        start,
+        cap,
+    };
+    let result = s.run(out);
+    out.truncate(s.op);
+    let consumed = s.bits.consumed_bits();
+    let available = (input.len() as u64) * 8;
+    match result {
+        // Whatever went wrong, if the decoder had already read past the end of the input
+        // (the bit buffer pads with zeros), the real problem is the missing data.
+        // The same holds when the stream seemed to end inside that padding.
+        _ if consumed > available => Err(InflateError::Truncated),
+        Err(e) => Err(e),
+        Ok(()) => Ok(consumed.div_ceil(8) as usize),
+    }
+}
+
+/// Widest root table for the literal/length code; longer codes use sub-tables.
+const LIT_ROOT: u32 = 10;
+/// Entries the literal/length table can need: the root plus the worst case of sub-tables over
+/// every complete code of at most 286 symbols and 15 bits (zlib's `enough 286 10 15`).
+const LIT_ENOUGH: usize = 1332;
+/// Widest root table for the distance code.
+const DIST_ROOT: u32 = 8;
+/// As [`LIT_ENOUGH`] for distances (`enough 32 8 15` = 402 also covers 30 symbols).
+const DIST_ENOUGH: usize = 402;
+/// Most bits a literal/length code and its extra bits take (15 + 5, RFC 1951 §3.2.5).
+const LIT_NEED: u32 = 20;
+/// Most bits a distance code and its extra bits take (15 + 13, RFC 1951 §3.2.5).
+const DIST_NEED: u32 = 28;
+/// The code-length code has at most 7-bit codes (RFC 1951 §3.2.7), so no sub-tables.
+const PRE_ROOT: u32 = 7;
+
+// A table entry is a `u32`:
+//   bits 0..8   bits to consume: code length plus extra bits (for a sub-table pointer, the
+//               root width),
+//   bits 8..12  the code length alone, to find the extra bits behind it (for a sub-table
+//               pointer, the sub-table's width),
+//   bits 12..16 flags,
+//   bits 16..32 the value: literal byte, length or distance base, code-length symbol, or
+//               sub-table start.
+/// A literal byte.
+const LIT: u32 = 0x8000;
+/// Not a literal, length or distance: end of block, sub-table pointer, or invalid code.
+const EXC: u32 = 0x4000;
+/// Pointer to a sub-table (always with [`EXC`]).
+const SUB: u32 = 0x2000;
+/// End of block (always with [`EXC`]).
+const EOB: u32 = 0x1000;
+/// A code zlib treats as an error when it is decoded (always just [`EXC`]).
+const INVALID: u32 = EXC;
+
+/// Base lengths for length symbols 257..=285 (RFC 1951 §3.2.5).
+const LEN_BASE: [u16; 29] = [
+    3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59, 67, 83, 99, 115, 131,
+    163, 195, 227, 258,
+];
+/// Extra bits for length symbols 257..=285 (RFC 1951 §3.2.5).
+const LEN_EXTRA: [u8; 29] = [
+    0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0,
+];
+/// Base distances for distance symbols 0..=29 (RFC 1951 §3.2.5).
+const DIST_BASE: [u16; 30] = [
+    1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129, 193, 257, 385, 513, 769, 1025, 1537,
+    2049, 3073, 4097, 6145, 8193, 12289, 16385, 24577,
+];
+/// Extra bits for distance symbols 0..=29 (RFC 1951 §3.2.5).
+const DIST_EXTRA: [u8; 30] = [
+    0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13,
+    13,
+];
+/// Order in which the code-length code's lengths are stored (RFC 1951 §3.2.7).
+const PRE_ORDER: [u8; 19] = [
+    16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15,
+];
+
+/// What each literal/length symbol decodes to, minus the code length: the value, flags and
+/// the number of extra bits. Symbols 286 and 287 only exist in the fixed code and are invalid
+/// (RFC 1951 §3.2.6).
+const LIT_RESULTS: [u32; 288] = {
+    let mut r = [0u32; 288];
+    let mut s = 0;
+    while s < 288 {
+        r[s] = if s < 256 {
+            LIT | (s as u32) << 16
+        } else if s == 256 {
+            EXC | EOB
+        } else if s < 286 {
+            (LEN_BASE[s - 257] as u32) << 16 | LEN_EXTRA[s - 257] as u32
+        } else {
+            INVALID
+        };
+        s += 1;
+    }
+    r
+};
+
+/// As [`LIT_RESULTS`] for distance symbols; 30 and 31 only occur in the fixed code and are
+/// invalid (RFC 1951 §3.2.6).
+const DIST_RESULTS: [u32; 32] = {
+    let mut r = [INVALID; 32];
+    let mut s = 0;
+    while s < 30 {
+        r[s] = (DIST_BASE[s] as u32) << 16 | DIST_EXTRA[s] as u32;
+        s += 1;
+    }
+    r
+};
+
+/// Code-length code symbols decode to themselves.
+const PRE_RESULTS: [u32; 19] = {
+    let mut r = [0u32; 19];
+    let mut s = 0;
+    while s < 19 {
+        r[s] = (s as u32) << 16;
+        s += 1;
+    }
+    r
+};
+
+/// The tables of the fixed Huffman code (BTYPE=01), built once per process.
+struct FixedTables {
+    lit: [u32; 512],
+    dist: [u32; 32],
+}
+
+fn fixed_tables() -> &'static FixedTables {
+    static FIXED: OnceLock<FixedTables> = OnceLock::new();
+    FIXED.get_or_init(|| {
+        // RFC 1951 §3.2.6: 0-143 → 8 bits, 144-255 → 9, 256-279 → 7, 280-287 → 8; all 32
+        // distance codes have 5 bits.
+        let mut lens = [0u8; 288];
+        for (s, l) in lens.iter_mut().enumerate() {
+            *l = match s {
+                0..=143 => 8,
+                144..=255 => 9,
+                256..=279 => 7,
+                _ => 8,
+            };
+        }
+        let mut t = FixedTables {
+            lit: [0; 512],
+            dist: [0; 32],
+        };
+        let mut sorted = [0u16; 288];
+        let mut used = [0u16; 288];
+        // Both codes are complete, so these cannot fail.
+        let lit = build_table(
+            &Code::census(&lens, &mut used),
+            &LIT_RESULTS,
+            &mut t.lit,
+            9,
+            Kind::LitLen,
+            &mut sorted,
+        );
+        let mut used = [0u16; 288];
+        let dist = build_table(
+            &Code::census(&[5; 32], &mut used),
+            &DIST_RESULTS,
+            &mut t.dist,
+            5,
+            Kind::Dist,
+            &mut sorted,
+        );
+        debug_assert_eq!((lit, dist), (Ok(9), Ok(5)));
+        t
+    })
+}
+
+/// A canonical Huffman code given by its code lengths (RFC 1951 §3.2.2).
+struct Code<'a> {
+    /// Code length of each symbol (0: unused).
+    lens: &'a [u8],
+    /// The symbols with a nonzero length plus `base`, in increasing order.
+    used: &'a [u16],
+    base: u16,
+    /// How many symbols have each length (`counts[0]` is ignored).
+    counts: [u16; 16],
+}
+
+impl<'a> Code<'a> {
+    /// Gathers `used` and `counts` from `lens` with a plain pass, for the small or static codes.
+    fn census(lens: &'a [u8], used: &'a mut [u16; 288]) -> Code<'a> {
+        let mut counts = [0u16; 16];
+        let mut n = 0;
+        for (sym, &l) in lens.iter().enumerate() {
+            counts[usize::from(l & 15)] += 1;
+            if l != 0 {
+                used[n] = sym as u16;
+                n += 1;
+            }
+        }
+        Code {
+            lens,
+            used: &used[..n],
+            base: 0,
+            counts,
+        }
+    }
+}
+
+/// Which code a table decodes; decides which incomplete codes are accepted.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// The code-length code (RFC 1951 §3.2.7).
+    Precode,
+    /// The literal/length code.
+    LitLen,
+    /// The distance code.
+    Dist,
+}
+
+/// Builds the decode table for the canonical Huffman code with code lengths `lens` (RFC 1951
+/// §3.2.2) into `table`, mapping symbol `s` to `results[s]`. Returns the root table's width:
+/// at most `max_bits`, and less when no code is that long, so short codes cost a small table.
+///
+/// Like zlib, over-subscribed codes are rejected, and incomplete codes are too, except a code
+/// with a single one-bit codeword for the literal/length or distance code (then the unused
+/// codeword is invalid when decoded) and an empty distance code (every distance invalid: a
+/// block of literals only). RFC 1951 §3.2.7 allows one distance code of one bit.
+///
+/// `code` lists the symbols with a nonzero length and counts the lengths; the caller gathers
+/// them while reading the lengths (a run of repeated lengths is one addition), which is much
+/// cheaper than a counting pass over all 286 lengths.
+fn build_table(
+    code: &Code<'_>,
+    results: &[u32],
+    table: &mut [u32],
+    max_bits: u32,
+    kind: Kind,
+    sorted: &mut [u16; 288],
+) -> Result<u32, &'static str> {
+    let counts = &code.counts;
+    let mut max_len = 15;
+    while max_len > 0 && counts[max_len] == 0 {
+        max_len -= 1;
+    }
+    // Code space used, in units of 2^-15: a code of length l takes 2^(15-l).
+    let mut offsets = [0u16; 17];
+    let mut used: u32 = 0;
+    for len in 1..16 {
+        offsets[len + 1] = offsets[len] + counts[len];
+        used += u32::from(counts[len]) << (15 - len);
+    }
+    let bad = match kind {
+        Kind::Precode => "invalid code lengths (bad code-length code)",
+        Kind::LitLen => "invalid code lengths (bad literal/length code)",
+        Kind::Dist => "invalid code lengths (bad distance code)",
+    };
+    if used > 1 << 15 {
+        return Err(match kind {
+            Kind::Precode => "invalid code lengths (over-subscribed code-length code)",
+            Kind::LitLen => "invalid code lengths (over-subscribed literal/length code)",
+            Kind::Dist => "invalid code lengths (over-subscribed distance code)",
+        });
+    }
+    if used < 1 << 15 {
+        if kind == Kind::Precode {
+            return Err(bad);
+        }
+        let invalid = INVALID | 1 << 8 | 1;
+        if used == 0 {
+            // No codes: only the distance code may be empty (the literal/length code always
+            // holds end-of-block, checked by the caller).
+            if kind == Kind::LitLen {
+                return Err(bad);
+            }
+            table[0] = invalid;
+            table[1] = invalid;
+            return Ok(1);
+        }
+        if max_len != 1 {
+            return Err(match kind {
+                Kind::LitLen => "invalid code lengths (incomplete literal/length code)",
+                _ => "invalid code lengths (incomplete distance code)",
+            });
+        }
+        // One codeword of one bit: it is `0`, and `1` is invalid (as zlib decodes it).
+        let sym = code.used.first().map_or(0, |&s| usize::from(s - code.base));
+        table[0] = results[sym] + (1 << 8) + 1;
+        table[1] = invalid;
+        return Ok(1);
+    }
+
+    // Sort the symbols by code length, then by value: the canonical codeword order.
+    for &i in code.used {
+        let sym = i - code.base;
+        let l = code.lens.get(usize::from(sym)).map_or(0, |&l| l & 15);
+        let o = &mut offsets[usize::from(l)];
+        *sorted.get_mut(usize::from(*o)).ok_or(bad)? = sym;
+        *o += 1;
+    }
+    let table_bits = max_bits.min(max_len as u32);
+    let entry = |sym: u16, len: u32| results[usize::from(sym)] + (len << 8) + len;
+
+    // Codewords are used bit-reversed (RFC 1951 §3.1.1 packs Huffman codes starting with the
+    // most significant bit), so `codeword` holds the reversed code. Codes no longer than the
+    // root are stored once in a table treated as 2^len wide, which is doubled by copying its
+    // filled prefix whenever `len` grows: every entry gets written once, mostly by memcpy.
+    let mut next = 0usize; // index into `sorted`
+    let mut codeword: u32 = 0;
+    let mut len: u32 = 1;
+    while counts[len as usize] == 0 {
+        len += 1;
+    }
+    let mut count = u32::from(counts[len as usize]);
+    let mut cur_end: u32 = 1 << len;
+    while len <= table_bits {
+        loop {
+            table[codeword as usize] = entry(sorted[next], len);
+            next += 1;
+            if codeword == cur_end - 1 {
+                // The all-ones codeword is the last one: widen to the full root and finish.
+                while len < table_bits {
+                    table.copy_within(0..cur_end as usize, cur_end as usize);
+                    cur_end <<= 1;
+                    len += 1;
+                }
+                return Ok(table_bits);
+            }
+            // Next canonical codeword: increment the bit-reversed value.
+            let bit = 1 << (31 - (codeword ^ (cur_end - 1)).leading_zeros());
+            codeword &= bit - 1;
+            codeword |= bit;
+            count -= 1;
+            if count == 0 {
+                break;
+            }
+        }
+        loop {
+            len += 1;
+            if len <= table_bits {
+                table.copy_within(0..cur_end as usize, cur_end as usize);
+                cur_end <<= 1;
+            }
+            if len > 15 {
+                return Err(bad); // unreachable for a complete code
+            }
+            count = u32::from(counts[len as usize]);
+            if count != 0 {
+                break;
+            }
+        }
+    }
+
+    // Codes longer than the root: each distinct root prefix gets a sub-table just wide enough
+    // for the codes that share it.
+    let root_mask = (1u32 << table_bits) - 1;
+    let mut cur_end: usize = 1 << table_bits;
+    let mut prefix = u32::MAX;
+    let mut sub_start = 0usize;
+    loop {
+        if codeword & root_mask != prefix {
+            prefix = codeword & root_mask;
+            sub_start = cur_end;
+            let mut sub_bits = len - table_bits;
+            let mut space = count;
+            while space < 1 << sub_bits {
+                sub_bits += 1;
+                let l = (table_bits + sub_bits) as usize;
+                space = (space << 1) + u32::from(*counts.get(l).ok_or(bad)?);
+            }
+            cur_end = sub_start + (1 << sub_bits);
+            if cur_end > table.len() {
+                return Err(bad); // cannot happen: the tables are sized by `enough`
+            }
+            table[prefix as usize] =
+                (sub_start as u32) << 16 | EXC | SUB | sub_bits << 8 | table_bits;
+        }
+        let e = entry(sorted[next], len - table_bits);
+        next += 1;
+        let stride = 1usize << (len - table_bits);
+        let mut i = sub_start + (codeword >> table_bits) as usize;
+        while i < cur_end {
+            table[i] = e;
+            i += stride;
+        }
+        if codeword == (1 << len) - 1 {
+            return Ok(table_bits);
+        }
+        let bit = 1 << (31 - (codeword ^ ((1 << len) - 1)).leading_zeros());
+        codeword &= bit - 1;
+        codeword |= bit;
+        count -= 1;
+        while count == 0 {
+            len += 1;
+            count = u32::from(*counts.get(len as usize).ok_or(bad)?);
+        }
+    }
+}
+
+/// The input bit stream: bits are consumed from the least significant end of `buf`
+/// (RFC 1951 §3.1.1). Refills load 8 bytes at a time; bits above `cnt` may already hold the
+/// following input bytes, which later refills OR in again unchanged. Past the end of the
+/// input the buffer is padded with zero bytes (counted in `pos`), so decoding never stalls
+/// on a refill; whether padding was actually consumed is checked at the end.
+struct Bits<'a> {
+    input: &'a [u8],
+    /// Input bytes loaded so far (may exceed `input.len()` by the zero padding).
+    pos: usize,
+    buf: u64,
+    /// Valid bits in `buf`.
+    cnt: u32,
+}
+
+impl Bits<'_> {
+    /// Tops the buffer up to at least 56 valid bits.
+    #[inline(always)]
+    fn refill(&mut self) -> Result<(), InflateError> {
+        if let Some(chunk) = self
+            .input
+            .get(self.pos..)
+            .and_then(|r| r.first_chunk::<8>())
+        {
+            self.buf |= u64::from_le_bytes(*chunk) << self.cnt;
+            self.pos += ((63 - self.cnt) >> 3) as usize;
+            self.cnt |= 56;
+            Ok(())
+        } else {
+            self.refill_slow()
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn refill_slow(&mut self) -> Result<(), InflateError> {
+        (self.pos, self.buf, self.cnt) = refill_tail(self.input, self.pos, self.buf, self.cnt)?;
+        Ok(())
+    }
+
+    /// Takes `n` bits (the caller has refilled enough).
+    #[inline(always)]
+    fn take(&mut self, n: u32) -> u32 {
+        debug_assert!(n <= self.cnt && n < 32);
+        let v = (self.buf & ((1 << n) - 1)) as u32;
+        self.buf >>= n;
+        self.cnt -= n;
+        v
+    }
+
+    /// Bits consumed from the start of the input (padding included).
+    fn consumed_bits(&self) -> u64 {
+        (self.pos as u64) * 8 - u64::from(self.cnt)
+    }
+}
+
+/// Refills byte by byte near the end of the input, padding with zero bytes past it; takes and
+/// returns the bit reader's `(pos, buf, cnt)` by value so callers can keep them in registers.
+#[cold]
+#[inline(never)]
+fn refill_tail(
+    input: &[u8],
+    mut pos: usize,
+    mut buf: u64,
+    mut cnt: u32,
+) -> Result<(usize, u64, u32), InflateError> {
+    while cnt <= 56 {
+        let byte = match input.get(pos) {
+            Some(&b) => b,
+            // Eight bytes of padding always fit in the buffer, so needing a ninth means some
+            // padding was consumed: the stream is truncated.
+            None if pos >= input.len() + 8 => return Err(InflateError::Truncated),
+            None => 0,
+        };
+        buf |= u64::from(byte) << cnt;
+        pos += 1;
+        cnt += 8;
+    }
+    Ok((pos, buf, cnt))
+}
+
+/// Tops the bit buffer `(pos, buf, cnt)` up to at least 56 bits, by value.
+#[inline(always)]
+fn refill_tail_or_fast(
+    input: &[u8],
+    pos: usize,
+    buf: u64,
+    cnt: u32,
+) -> Result<(usize, u64, u32), InflateError> {
+    match input.get(pos..).and_then(|r| r.first_chunk::<8>()) {
+        Some(chunk) => Ok((
+            pos + ((63 - cnt) >> 3) as usize,
+            buf | u64::from_le_bytes(*chunk) << cnt,
+            cnt | 56,
+        )),
+        None => refill_tail(input, pos, buf, cnt),
+    }
+}
+
+/// Decoder state shared by all blocks of the stream.
+struct State<'a> {
+    bits: Bits<'a>,
+    /// Next output position in the working buffer.
+    op: usize,
+    /// `out.len()` on entry: back-references may not reach before it.
+    start: usize,
+    /// Maximum `out.len()`.
+    cap: usize,
+}
+
+/// Why the fast decode loop returned.
+enum Stop {
+    EndOfBlock,
+    /// The output buffer is full; this literal or match must be written after growing it.
+    Literal(u8),
+    Match {
+        len: usize,
+        dist: usize,
+    },
+}
+
+/// Scratch space for one dynamic block's tables (about 7 KiB, reused per thread).
+struct Tables {
+    lit: [u32; LIT_ENOUGH],
+    dist: [u32; DIST_ENOUGH],
+    pre: [u32; 1 << PRE_ROOT],
+    lens: [u8; 286 + 30],
+    used: [u16; 286 + 30],
+    sorted: [u16; 288],
+}
+
+impl State<'_> {
+    fn run(&mut self, out: &mut Vec<u8>) -> Result<(), InflateError> {
+        // The dynamic tables (~7 KiB) are kept per thread: zeroing fresh ones for every stream
+        // would cost more than decoding a small report.
+        thread_local! {
+            static SPARE: std::cell::Cell<Option<Box<Tables>>> = const { std::cell::Cell::new(None) };
+        }
+        let mut tables = SPARE.with(std::cell::Cell::take);
+        let result = self.blocks(out, &mut tables);
+        if tables.is_some() {
+            SPARE.with(|s| s.set(tables));
+        }
+        result
+    }
+
+    fn blocks(
+        &mut self,
+        out: &mut Vec<u8>,
+        tables: &mut Option<Box<Tables>>,
+    ) -> Result<(), InflateError> {
+        loop {
+            self.bits.refill()?;
+            // RFC 1951 §3.2.3: BFINAL, then BTYPE, least significant bit first.
+            let last = self.bits.take(1) == 1;
+            match self.bits.take(2) {
+                0 => self.stored(out)?,
+                1 => {
+                    let f = fixed_tables();
+                    self.huffman(out, &f.lit, 9, &f.dist, 5)?;
+                }
+                2 => {
+                    let t = tables.get_or_insert_with(|| {
+                        Box::new(Tables {
+                            lit: [0; LIT_ENOUGH],
+                            dist: [0; DIST_ENOUGH],
+                            pre: [0; 1 << PRE_ROOT],
+                            lens: [0; 286 + 30],
+                            used: [0; 286 + 30],
+                            sorted: [0; 288],
+                        })
+                    });
+                    let (lit_bits, dist_bits) = self.read_dynamic_header(t)?;
+                    self.huffman(out, &t.lit, lit_bits, &t.dist, dist_bits)?;
+                }
+                _ => return Err(InflateError::Invalid("invalid block type 3")),
+            }
+            if last {
+                return Ok(());
+            }
+        }
+    }
+
+    /// A stored block (RFC 1951 §3.2.4): skip to the byte boundary, then LEN, NLEN (its
+    /// one's complement) and LEN bytes copied as they are.
+    fn stored(&mut self, out: &mut Vec<u8>) -> Result<(), InflateError> {
+        let b = &mut self.bits;
+        let skip = b.cnt & 7;
+        b.take(skip);
+        // Unconsumed whole bytes in the bit buffer go back to the input.
+        let at = b.pos - (b.cnt / 8) as usize;
+        let input = b.input;
+        let header = input.get(at..at + 4).ok_or(InflateError::Truncated)?;
+        let len = u16::from_le_bytes([header[0], header[1]]);
+        let nlen = u16::from_le_bytes([header[2], header[3]]);
+        if len != !nlen {
+            return Err(InflateError::Invalid(
+                "stored block length does not match its complement",
+            ));
+        }
+        let len = usize::from(len);
+        let data = input
+            .get(at + 4..at + 4 + len)
+            .ok_or(InflateError::Truncated)?;
+        let end = self.op + len;
+        if end > out.len() {
+            grow(out, end, self.cap)?;
+        }
+        out[self.op..end].copy_from_slice(data);
+        self.op = end;
+        b.pos = at + 4 + len;
+        b.buf = 0;
+        b.cnt = 0;
+        Ok(())
+    }
+
+    /// Reads a dynamic block's code lengths (RFC 1951 §3.2.7) and builds its tables; returns
+    /// the literal/length and distance root table widths.
+    fn read_dynamic_header(&mut self, t: &mut Tables) -> Result<(u32, u32), InflateError> {
+        let b = &mut self.bits;
+        b.refill()?;
+        let nlit = b.take(5) as usize + 257;
+        let ndist = b.take(5) as usize + 1;
+        let npre = b.take(4) as usize + 4;
+        // RFC 1951 §3.2.7 allows HDIST up to 32 but codes 30 and 31 never occur; zlib rejects
+        // more than 30 distance or 286 literal/length codes, and so do we.
+        if nlit > 286 || ndist > 30 {
+            return Err(InflateError::Invalid(
+                "too many literal/length or distance codes",
+            ));
+        }
+        let mut pre_lens = [0u8; 19];
+        b.refill()?;
+        for &sym in &PRE_ORDER[..npre] {
+            pre_lens[usize::from(sym)] = b.take(3) as u8;
+        }
+        let mut pre_used = [0u16; 288];
+        let pre_bits = build_table(
+            &Code::census(&pre_lens, &mut pre_used),
+            &PRE_RESULTS,
+            &mut t.pre,
+            PRE_ROOT,
+            Kind::Precode,
+            &mut t.sorted,
+        )
+        .map_err(InflateError::Invalid)?;
+        let pre_mask = (1u64 << pre_bits) - 1;
+
+        // The lengths of both codes form one sequence (a repeat may cross from one to the
+        // other). Alongside the lengths, note which symbols are used and count each code's
+        // lengths, for `build_table`. The bit reader lives in locals for this loop.
+        let n = nlit + ndist;
+        let lens = &mut t.lens[..n];
+        let used = &mut t.used;
+        let mut nused = 0;
+        let mut counts = [[0u16; 16]; 2];
+        let input = b.input;
+        let (mut pos, mut bitbuf, mut cnt) = (b.pos, b.buf, b.cnt);
+        let mut i = 0;
+        let result = loop {
+            if i >= n {
+                break Ok(());
+            }
+            if cnt < 14 {
+                match refill_tail_or_fast(input, pos, bitbuf, cnt) {
+                    Ok(r) => (pos, bitbuf, cnt) = r,
+                    Err(e) => break Err(e),
+                }
+            }
+            let e = t.pre[(bitbuf & pre_mask) as usize];
+            let len = e & 0xff;
+            bitbuf >>= len;
+            cnt -= len;
+            let sym = (e >> 16) as u8;
+            if sym < 16 {
+                lens[i] = sym;
+                used[nused] = i as u16;
+                nused += usize::from(sym != 0);
+                counts[usize::from(i >= nlit)][usize::from(sym)] += 1;
+                i += 1;
+                continue;
+            }
+            let (value, extra, add) = match sym {
+                16 => {
+                    // Repeat the previous length 3-6 times.
+                    let Some(&prev) = i.checked_sub(1).and_then(|p| lens.get(p)) else {
+                        break Err(InflateError::Invalid(
+                            "code length repeat with no previous length",
+                        ));
+                    };
+                    (prev, 2, 3)
+                }
+                17 => (0, 3, 3),
+                _ => (0, 7, 11),
+            };
+            let count = add + (bitbuf & ((1 << extra) - 1)) as usize;
+            bitbuf >>= extra;
+            cnt -= extra;
+            let Some(run) = lens.get_mut(i..i + count) else {
+                break Err(InflateError::Invalid(
+                    "code length repeat past the last code",
+                ));
+            };
+            run.fill(value);
+            if value != 0 {
+                for j in i..i + count {
+                    used[nused] = j as u16;
+                    nused += 1;
+                    counts[usize::from(j >= nlit)][usize::from(value)] += 1;
+                }
+            }
+            i += count;
+        };
+        (b.pos, b.buf, b.cnt) = (pos, bitbuf, cnt);
+        result?;
+
+        let (lit_lens, dist_lens) = lens.split_at(nlit);
+        // RFC 1951 §3.2.5: every block ends with code 256, so it must have a code.
+        if lit_lens[256] == 0 {
+            return Err(InflateError::Invalid(
+                "invalid code lengths (no end-of-block code)",
+            ));
+        }
+        let used = &used[..nused];
+        let (lit_used, dist_used) = used.split_at(used.partition_point(|&s| usize::from(s) < nlit));
+        let lit_bits = build_table(
+            &Code {
+                lens: lit_lens,
+                used: lit_used,
+                base: 0,
+                counts: counts[0],
+            },
+            &LIT_RESULTS,
+            &mut t.lit,
+            LIT_ROOT,
+            Kind::LitLen,
+            &mut t.sorted,
+        )
+        .map_err(InflateError::Invalid)?;
+        let dist_bits = build_table(
+            &Code {
+                lens: dist_lens,
+                used: dist_used,
+                base: nlit as u16,
+                counts: counts[1],
+            },
+            &DIST_RESULTS,
+            &mut t.dist,
+            DIST_ROOT,
+            Kind::Dist,
+            &mut t.sorted,
+        )
+        .map_err(InflateError::Invalid)?;
+        Ok((lit_bits, dist_bits))
+    }
+
+    /// Decodes one Huffman-coded block (RFC 1951 §3.2.5) with the given tables, growing the
+    /// output when the fast loop runs out of room.
+    fn huffman(
+        &mut self,
+        out: &mut Vec<u8>,
+        lit: &[u32],
+        lit_bits: u32,
+        dist: &[u32],
+        dist_bits: u32,
+    ) -> Result<(), InflateError> {
+        loop {
+            match self.decode(out, lit, lit_bits, dist, dist_bits)? {
+                Stop::EndOfBlock => return Ok(()),
+                Stop::Literal(byte) => {
+                    grow(out, self.op + 1, self.cap)?;
+                    out[self.op] = byte;
+                    self.op += 1;
+                }
+                Stop::Match { len, dist } => {
+                    grow(out, self.op + len, self.cap)?;
+                    copy_match(out, self.op, dist, len);
+                    self.op += len;
+                }
+            }
+        }
+    }
+
+    /// The hot loop: one literal or one length/distance pair per turn. A refill yields at
+    /// least 56 bits; a literal/length code with its extra bits needs at most [`LIT_NEED`], a
+    /// distance at most [`DIST_NEED`]. The bit buffer lives in locals here (written back on
+    /// every exit) so it stays in registers.
+    #[inline(always)]
+    fn decode(
+        &mut self,
+        buf: &mut [u8],
+        lit: &[u32],
+        lit_bits: u32,
+        dist: &[u32],
+        dist_bits: u32,
+    ) -> Result<Stop, InflateError> {
+        let lit_mask = (1u64 << lit_bits) - 1;
+        let dist_mask = (1u64 << dist_bits) - 1;
+        let mut op = self.op;
+        let start = self.start;
+        let input = self.bits.input;
+        let mut pos = self.bits.pos;
+        let mut bitbuf = self.bits.buf;
+        let mut cnt = self.bits.cnt;
+        macro_rules! refill {
+            () => {
+                if let Some(chunk) = input.get(pos..).and_then(|r| r.first_chunk::<8>()) {
+                    bitbuf |= u64::from_le_bytes(*chunk) << cnt;
+                    pos += ((63 - cnt) >> 3) as usize;
+                    cnt |= 56;
+                } else {
+                    match refill_tail(input, pos, bitbuf, cnt) {
+                        Ok(r) => (pos, bitbuf, cnt) = r,
+                        Err(e) => break Err(e),
+                    }
+                }
+            };
+        }
+        // Each turn starts with enough bits for a literal/length code and its extra bits, and
+        // with its table entry already looked up. Refills happen only when the buffer runs
+        // low (every few literals), which keeps the input loads off the critical path.
+        match refill_tail_or_fast(input, pos, bitbuf, cnt) {
+            Ok(r) => (pos, bitbuf, cnt) = r,
+            Err(e) => return Err(e),
+        }
+        let mut e = lit[(bitbuf & lit_mask) as usize];
+        let result = loop {
+            // Literals first: they are most of the symbols.
+            if e & LIT != 0 {
+                // The shift count is the low bits of the entry (x86 masks it the same way).
+                bitbuf = bitbuf.wrapping_shr(e);
+                cnt -= e & 0xff;
+                let byte = (e >> 16) as u8;
+                match buf.get_mut(op) {
+                    Some(slot) => {
+                        *slot = byte;
+                        op += 1;
+                        if cnt < LIT_NEED {
+                            refill!();
+                        }
+                        e = lit[(bitbuf & lit_mask) as usize];
+                        continue;
+                    }
+                    None => break Ok(Stop::Literal(byte)),
+                }
+            }
+            if e & SUB != 0 {
+                // Consume the root bits and look up the rest of the code in the sub-table;
+                // its entry (never another pointer) is handled from the top.
+                let root = e & 0xff;
+                bitbuf >>= root;
+                cnt -= root;
+                let sub_mask = (1u64 << ((e >> 8) & 0xf)) - 1;
+                e = lit[(e >> 16) as usize + (bitbuf & sub_mask) as usize];
+                continue;
+            }
+            let saved = bitbuf;
+            let n = e & 0xff;
+            bitbuf = bitbuf.wrapping_shr(e);
+            cnt -= n;
+            if e & EXC != 0 {
+                if e & EOB != 0 {
+                    break Ok(Stop::EndOfBlock);
+                }
+                break Err(InflateError::Invalid("invalid literal/length symbol"));
+            }
+            let len =
+                (e >> 16) as usize + ((saved & ((1u64 << n) - 1)) >> ((e >> 8) & 0xf)) as usize;
+
+            if cnt < DIST_NEED {
+                refill!();
+            }
+            let mut d = dist[(bitbuf & dist_mask) as usize];
+            if d & SUB != 0 {
+                let root = d & 0xff;
+                bitbuf >>= root;
+                cnt -= root;
+                let sub_mask = (1u64 << ((d >> 8) & 0xf)) - 1;
+                d = dist[(d >> 16) as usize + (bitbuf & sub_mask) as usize];
+            }
+            let saved = bitbuf;
+            let n = d & 0xff;
+            bitbuf = bitbuf.wrapping_shr(d);
+            cnt -= n;
+            if d & EXC != 0 {
+                break Err(InflateError::Invalid("invalid distance symbol"));
+            }
+            let distance =
+                (d >> 16) as usize + ((saved & ((1u64 << n) - 1)) >> ((d >> 8) & 0xf)) as usize;
+            // RFC 1951 §3.2.5: a distance may reach back only into the output produced so far.
+            if distance > op - start {
+                break Err(InflateError::Invalid("distance too far back"));
+            }
+            if op + len > buf.len() {
+                break Ok(Stop::Match {
+                    len,
+                    dist: distance,
+                });
+            }
+            copy_match(buf, op, distance, len);
+            op += len;
+            if cnt < LIT_NEED {
+                refill!();
+            }
+            e = lit[(bitbuf & lit_mask) as usize];
+        };
+        self.op = op;
+        self.bits.pos = pos;
+        self.bits.buf = bitbuf;
+        self.bits.cnt = cnt;
+        result
+    }
+}
+
+/// Copies `len` bytes from `dist` back (RFC 1951 §3.2.3: the copy may overlap what it
+/// writes, repeating the last `dist` bytes). Requires `dist <= op` and `op + len <=
+/// buf.len()`; uses 8-byte moves, which may scribble up to 7 bytes past `op + len` when there
+/// is room (those bytes are overwritten later or trimmed).
+#[inline(always)]
+fn copy_match(buf: &mut [u8], op: usize, dist: usize, len: usize) {
+    debug_assert!(dist >= 1 && dist <= op && op + len <= buf.len());
+    let end = op + len;
+    if end + 8 <= buf.len() {
+        if dist >= 8 {
+            let mut s = op - dist;
+            let mut d = op;
+            loop {
+                let chunk = load8(buf, s);
+                buf[d..d + 8].copy_from_slice(&chunk);
+                s += 8;
+                d += 8;
+                if d >= end {
+                    return;
+                }
+            }
+        }
+        if dist == 1 {
+            let chunk = [buf[op - 1]; 8];
+            let mut d = op;
+            loop {
+                buf[d..d + 8].copy_from_slice(&chunk);
+                d += 8;
+                if d >= end {
+                    return;
+                }
+            }
+        }
+    }
+    for i in op..end {
+        buf[i] = buf[i - dist];
+    }
+}
+
+#[inline(always)]
+fn load8(buf: &[u8], at: usize) -> [u8; 8] {
+    let mut c = [0u8; 8];
+    c.copy_from_slice(&buf[at..at + 8]);
+    c
+}
+
+/// Makes `out.len()` at least `need` (zero-filled), at most `cap`: doubles the working size,
+/// allocating exactly what is asked so the allocation never exceeds the cap.
+#[cold]
+#[inline(never)]
+fn grow(out: &mut Vec<u8>, need: usize, cap: usize) -> Result<(), InflateError> {
+    if need > cap {
+        return Err(InflateError::TooLarge { max: cap });
+    }
+    let len = need.max(out.len().saturating_mul(2)).max(1024).min(cap);
+    resize_within(out, len);
+    Ok(())
+}
+
+/// Resizes `out` to `len` without over-allocating (`Vec::resize` may double the capacity).
+fn resize_within(out: &mut Vec<u8>, len: usize) {
+    if len > out.capacity() {
+        out.reserve_exact(len - out.len());
+    }
+    out.resize(len, 0);
+}
