@@ -191,10 +191,12 @@ const PRE_RESULTS: [u32; 19] = {
     r
 };
 
-/// The tables of the fixed Huffman code (BTYPE=01), built once per process.
+/// The tables of the fixed Huffman code (BTYPE=01), built once per process. Only the first
+/// 512 / 32 entries are used; they are sized like the dynamic tables so the decode loop takes
+/// one fixed-size array type and its masked root indices need no bounds checks.
 struct FixedTables {
-    lit: [u32; 512],
-    dist: [u32; 32],
+    lit: [u32; LIT_ENOUGH],
+    dist: [u32; DIST_ENOUGH],
 }
 
 fn fixed_tables() -> &'static FixedTables {
@@ -212,26 +214,24 @@ fn fixed_tables() -> &'static FixedTables {
             };
         }
         let mut t = FixedTables {
-            lit: [0; 512],
-            dist: [0; 32],
+            lit: [0; LIT_ENOUGH],
+            dist: [0; DIST_ENOUGH],
         };
-        let mut sorted = [0u16; 288];
+        let mut sorted = [0u32; 512];
         let mut used = [0u16; 288];
         // Both codes are complete, so these cannot fail.
-        let lit = build_table(
+        let lit = build_table::<9, LIT_ENOUGH>(
             &Code::census(&lens, &mut used),
             &LIT_RESULTS,
             &mut t.lit,
-            9,
             Kind::LitLen,
             &mut sorted,
         );
         let mut used = [0u16; 288];
-        let dist = build_table(
+        let dist = build_table::<5, DIST_ENOUGH>(
             &Code::census(&[5; 32], &mut used),
             &DIST_RESULTS,
             &mut t.dist,
-            5,
             Kind::Dist,
             &mut sorted,
         );
@@ -295,14 +295,16 @@ enum Kind {
 /// `code` lists the symbols with a nonzero length and counts the lengths; the caller gathers
 /// them while reading the lengths (a run of repeated lengths is one addition), which is much
 /// cheaper than a counting pass over all 286 lengths.
-fn build_table(
+fn build_table<const MAX_BITS: u32, const N: usize>(
     code: &Code<'_>,
     results: &[u32],
-    table: &mut [u32],
-    max_bits: u32,
+    table: &mut [u32; N],
     kind: Kind,
-    sorted: &mut [u16; 288],
+    sorted: &mut [u32; 512],
 ) -> Result<u32, &'static str> {
+    let max_bits = MAX_BITS;
+    // Root indices are below 2^MAX_BITS <= N; masking with it spares the bounds checks.
+    let root_index = |cw: u32| cw as usize & ((1 << MAX_BITS) - 1);
     let counts = &code.counts;
     let mut max_len = 15;
     while max_len > 0 && counts[max_len] == 0 {
@@ -355,16 +357,18 @@ fn build_table(
         return Ok(1);
     }
 
-    // Sort the symbols by code length, then by value: the canonical codeword order.
+    // Sort the symbols by code length, then by value: the canonical codeword order. What
+    // is sorted is each symbol's result, which is all the table needs of it. (The mask only
+    // spares a bounds check: at most 316 symbols are used.)
     for &i in code.used {
-        let sym = i - code.base;
-        let l = code.lens.get(usize::from(sym)).map_or(0, |&l| l & 15);
+        let sym = usize::from(i - code.base);
+        let l = code.lens.get(sym).map_or(0, |&l| l & 15);
         let o = &mut offsets[usize::from(l)];
-        *sorted.get_mut(usize::from(*o)).ok_or(bad)? = sym;
+        sorted[usize::from(*o) & 511] = results.get(sym).copied().unwrap_or(INVALID);
         *o += 1;
     }
     let table_bits = max_bits.min(max_len as u32);
-    let entry = |sym: u16, len: u32| results[usize::from(sym)] + (len << 8) + len;
+    let entry = |next: usize, len: u32| sorted[next & 511] + (len << 8) + len;
 
     // Codewords are used bit-reversed (RFC 1951 §3.1.1 packs Huffman codes starting with the
     // most significant bit), so `codeword` holds the reversed code. Codes no longer than the
@@ -380,7 +384,7 @@ fn build_table(
     let mut cur_end: u32 = 1 << len;
     while len <= table_bits {
         loop {
-            table[codeword as usize] = entry(sorted[next], len);
+            table[root_index(codeword)] = entry(next, len);
             next += 1;
             if codeword == cur_end - 1 {
                 // The all-ones codeword is the last one: widen to the full root and finish.
@@ -440,7 +444,7 @@ fn build_table(
             table[prefix as usize] =
                 (sub_start as u32) << 16 | EXC | SUB | sub_bits << 8 | table_bits;
         }
-        let e = entry(sorted[next], len - table_bits);
+        let e = entry(next, len - table_bits);
         next += 1;
         let stride = 1usize << (len - table_bits);
         let mut i = sub_start + (codeword >> table_bits) as usize;
@@ -589,7 +593,7 @@ struct Tables {
     pre: [u32; 1 << PRE_ROOT],
     lens: [u8; 286 + 30],
     used: [u16; 286 + 30],
-    sorted: [u16; 288],
+    sorted: [u32; 512],
 }
 
 impl State<'_> {
@@ -630,7 +634,7 @@ impl State<'_> {
                             pre: [0; 1 << PRE_ROOT],
                             lens: [0; 286 + 30],
                             used: [0; 286 + 30],
-                            sorted: [0; 288],
+                            sorted: [0; 512],
                         })
                     });
                     let (lit_bits, dist_bits) = self.read_dynamic_header(t)?;
@@ -695,19 +699,24 @@ impl State<'_> {
         let mut pre_lens = [0u8; 19];
         b.refill()?;
         for &sym in &PRE_ORDER[..npre] {
+            // Up to 19 × 3 = 57 bits, one more than a refill guarantees (56): top up when
+            // low (found by fuzzing: HCLEN = 15 with the buffer at exactly 56 bits).
+            if b.cnt < 3 {
+                b.refill()?;
+            }
             pre_lens[usize::from(sym)] = b.take(3) as u8;
         }
         let mut pre_used = [0u16; 288];
-        let pre_bits = build_table(
+        let pre_bits = build_table::<PRE_ROOT, { 1 << PRE_ROOT }>(
             &Code::census(&pre_lens, &mut pre_used),
             &PRE_RESULTS,
             &mut t.pre,
-            PRE_ROOT,
             Kind::Precode,
             &mut t.sorted,
         )
         .map_err(InflateError::Invalid)?;
-        let pre_mask = (1u64 << pre_bits) - 1;
+        // At most PRE_ROOT bits; the second mask lets the compiler drop the bounds check.
+        let pre_mask = ((1usize << pre_bits) - 1) & ((1 << PRE_ROOT) - 1);
 
         // The lengths of both codes form one sequence (a repeat may cross from one to the
         // other). Alongside the lengths, note which symbols are used and count each code's
@@ -716,7 +725,9 @@ impl State<'_> {
         let lens = &mut t.lens[..n];
         let used = &mut t.used;
         let mut nused = 0;
-        let mut counts = [[0u16; 16]; 2];
+        // Lengths of both codes counted together here; the distance code's few are counted
+        // (and subtracted) afterwards, which keeps the per-symbol work to one increment.
+        let mut counts = [0u16; 16];
         let input = b.input;
         let (mut pos, mut bitbuf, mut cnt) = (b.pos, b.buf, b.cnt);
         let mut i = 0;
@@ -730,7 +741,7 @@ impl State<'_> {
                     Err(e) => break Err(e),
                 }
             }
-            let e = t.pre[(bitbuf & pre_mask) as usize];
+            let e = t.pre[bitbuf as usize & pre_mask];
             let len = e & 0xff;
             bitbuf >>= len;
             cnt -= len;
@@ -739,7 +750,7 @@ impl State<'_> {
                 lens[i] = sym;
                 used[nused] = i as u16;
                 nused += usize::from(sym != 0);
-                counts[usize::from(i >= nlit)][usize::from(sym)] += 1;
+                counts[usize::from(sym)] += 1;
                 i += 1;
                 continue;
             }
@@ -766,10 +777,10 @@ impl State<'_> {
             };
             run.fill(value);
             if value != 0 {
+                counts[usize::from(value & 15)] += count as u16;
                 for j in i..i + count {
                     used[nused] = j as u16;
                     nused += 1;
-                    counts[usize::from(j >= nlit)][usize::from(value)] += 1;
                 }
             }
             i += count;
@@ -778,6 +789,13 @@ impl State<'_> {
         result?;
 
         let (lit_lens, dist_lens) = lens.split_at(nlit);
+        let mut dist_counts = [0u16; 16];
+        for &l in dist_lens {
+            dist_counts[usize::from(l & 15)] += 1;
+        }
+        for (c, d) in counts.iter_mut().zip(dist_counts) {
+            *c = c.wrapping_sub(d);
+        }
         // RFC 1951 §3.2.5: every block ends with code 256, so it must have a code.
         if lit_lens[256] == 0 {
             return Err(InflateError::Invalid(
@@ -786,30 +804,28 @@ impl State<'_> {
         }
         let used = &used[..nused];
         let (lit_used, dist_used) = used.split_at(used.partition_point(|&s| usize::from(s) < nlit));
-        let lit_bits = build_table(
+        let lit_bits = build_table::<LIT_ROOT, LIT_ENOUGH>(
             &Code {
                 lens: lit_lens,
                 used: lit_used,
                 base: 0,
-                counts: counts[0],
+                counts,
             },
             &LIT_RESULTS,
             &mut t.lit,
-            LIT_ROOT,
             Kind::LitLen,
             &mut t.sorted,
         )
         .map_err(InflateError::Invalid)?;
-        let dist_bits = build_table(
+        let dist_bits = build_table::<DIST_ROOT, DIST_ENOUGH>(
             &Code {
                 lens: dist_lens,
                 used: dist_used,
                 base: nlit as u16,
-                counts: counts[1],
+                counts: dist_counts,
             },
             &DIST_RESULTS,
             &mut t.dist,
-            DIST_ROOT,
             Kind::Dist,
             &mut t.sorted,
         )
@@ -822,9 +838,9 @@ impl State<'_> {
     fn huffman(
         &mut self,
         out: &mut Vec<u8>,
-        lit: &[u32],
+        lit: &[u32; LIT_ENOUGH],
         lit_bits: u32,
-        dist: &[u32],
+        dist: &[u32; DIST_ENOUGH],
         dist_bits: u32,
     ) -> Result<(), InflateError> {
         loop {
@@ -836,9 +852,17 @@ impl State<'_> {
                     self.op += 1;
                 }
                 Stop::Match { len, dist } => {
-                    grow(out, self.op + len, self.cap)?;
-                    copy_match(out, self.op, dist, len);
-                    self.op += len;
+                    // RFC 1951 §3.2.5: a distance may reach back only into the output
+                    // produced so far.
+                    if dist > self.op - self.start {
+                        return Err(InflateError::Invalid("distance too far back"));
+                    }
+                    let end = self.op + len;
+                    if end > out.len() {
+                        grow(out, end, self.cap)?;
+                    }
+                    copy_bytes(out, self.op, dist, end);
+                    self.op = end;
                 }
             }
         }
@@ -852,13 +876,15 @@ impl State<'_> {
     fn decode(
         &mut self,
         buf: &mut [u8],
-        lit: &[u32],
+        lit: &[u32; LIT_ENOUGH],
         lit_bits: u32,
-        dist: &[u32],
+        dist: &[u32; DIST_ENOUGH],
         dist_bits: u32,
     ) -> Result<Stop, InflateError> {
-        let lit_mask = (1u64 << lit_bits) - 1;
-        let dist_mask = (1u64 << dist_bits) - 1;
+        // Root widths never exceed LIT_ROOT / DIST_ROOT; masking with that bound as well lets
+        // the compiler see every root index is inside the fixed-size tables (no bounds checks).
+        let lit_mask = ((1usize << lit_bits) - 1) & ((1 << LIT_ROOT) - 1);
+        let dist_mask = ((1usize << dist_bits) - 1) & ((1 << DIST_ROOT) - 1);
         let mut op = self.op;
         let start = self.start;
         let input = self.bits.input;
@@ -886,7 +912,7 @@ impl State<'_> {
             Ok(r) => (pos, bitbuf, cnt) = r,
             Err(e) => return Err(e),
         }
-        let mut e = lit[(bitbuf & lit_mask) as usize];
+        let mut e = lit[bitbuf as usize & lit_mask];
         let result = loop {
             // Literals first: they are most of the symbols.
             if e & LIT != 0 {
@@ -901,7 +927,7 @@ impl State<'_> {
                         if cnt < LIT_NEED {
                             refill!();
                         }
-                        e = lit[(bitbuf & lit_mask) as usize];
+                        e = lit[bitbuf as usize & lit_mask];
                         continue;
                     }
                     None => break Ok(Stop::Literal(byte)),
@@ -933,7 +959,7 @@ impl State<'_> {
             if cnt < DIST_NEED {
                 refill!();
             }
-            let mut d = dist[(bitbuf & dist_mask) as usize];
+            let mut d = dist[bitbuf as usize & dist_mask];
             if d & SUB != 0 {
                 let root = d & 0xff;
                 bitbuf >>= root;
@@ -950,22 +976,26 @@ impl State<'_> {
             }
             let distance =
                 (d >> 16) as usize + ((saved & ((1u64 << n) - 1)) >> ((d >> 8) & 0xf)) as usize;
-            // RFC 1951 §3.2.5: a distance may reach back only into the output produced so far.
-            if distance > op - start {
-                break Err(InflateError::Invalid("distance too far back"));
-            }
-            if op + len > buf.len() {
+            // One branch for both rare cases: a distance reaching back before the output
+            // produced so far (RFC 1951 §3.2.5, an error) and a match too close to the end of
+            // the buffer for 8-byte moves; `huffman` sorts them out.
+            let end = op + len;
+            if (distance > op - start) | (end + 8 > buf.len()) {
                 break Ok(Stop::Match {
                     len,
                     dist: distance,
                 });
             }
-            copy_match(buf, op, distance, len);
-            op += len;
+            if distance >= 8 {
+                copy_far(buf, op, distance, end);
+            } else {
+                copy_near(buf, op, distance, end);
+            }
+            op = end;
             if cnt < LIT_NEED {
                 refill!();
             }
-            e = lit[(bitbuf & lit_mask) as usize];
+            e = lit[bitbuf as usize & lit_mask];
         };
         self.op = op;
         self.bits.pos = pos;
@@ -975,40 +1005,50 @@ impl State<'_> {
     }
 }
 
-/// Copies `len` bytes from `dist` back (RFC 1951 §3.2.3: the copy may overlap what it
-/// writes, repeating the last `dist` bytes). Requires `dist <= op` and `op + len <=
-/// buf.len()`; uses 8-byte moves, which may scribble up to 7 bytes past `op + len` when there
-/// is room (those bytes are overwritten later or trimmed).
+/// Copies the match `buf[op - dist..]` to `buf[op..end]` for `dist >= 8` (RFC 1951 §3.2.3:
+/// the copy may overlap what it writes) in 8-byte moves, which may scribble up to 7 bytes past
+/// `end` (overwritten later or trimmed). Requires `8 <= dist <= op` and `end + 8 <=
+/// buf.len()`; each move reads only bytes already written, since they lie `dist >= 8` back.
 #[inline(always)]
-fn copy_match(buf: &mut [u8], op: usize, dist: usize, len: usize) {
-    debug_assert!(dist >= 1 && dist <= op && op + len <= buf.len());
-    let end = op + len;
-    if end + 8 <= buf.len() {
-        if dist >= 8 {
-            let mut s = op - dist;
-            let mut d = op;
-            loop {
-                let chunk = load8(buf, s);
-                buf[d..d + 8].copy_from_slice(&chunk);
-                s += 8;
-                d += 8;
-                if d >= end {
-                    return;
-                }
-            }
+fn copy_far(buf: &mut [u8], op: usize, dist: usize, end: usize) {
+    debug_assert!(dist >= 8 && dist <= op && end + 8 <= buf.len());
+    let mut d = op;
+    loop {
+        let chunk = load8(buf, d - dist);
+        buf[d..d + 8].copy_from_slice(&chunk);
+        d += 8;
+        if d >= end {
+            return;
         }
-        if dist == 1 {
-            let chunk = [buf[op - 1]; 8];
-            let mut d = op;
-            loop {
-                buf[d..d + 8].copy_from_slice(&chunk);
-                d += 8;
-                if d >= end {
-                    return;
-                }
+    }
+}
+
+/// As [`copy_far`] for `1 <= dist < 8`: a run of one byte is filled 8 bytes at a time, other
+/// short periods byte by byte (out of line, so that loop does not crowd the decode loop's
+/// registers).
+#[inline(always)]
+fn copy_near(buf: &mut [u8], op: usize, dist: usize, end: usize) {
+    debug_assert!(dist >= 1 && dist <= op && end + 8 <= buf.len());
+    if dist == 1 {
+        let chunk = [buf[op - 1]; 8];
+        let mut d = op;
+        loop {
+            buf[d..d + 8].copy_from_slice(&chunk);
+            d += 8;
+            if d >= end {
+                return;
             }
         }
     }
+    copy_bytes(buf, op, dist, end);
+}
+
+/// Copies the match `buf[op - dist..]` to `buf[op..end]` byte by byte (the careful path, for
+/// short periods and near the end of the buffer). Requires `1 <= dist <= op` and `end <=
+/// buf.len()`.
+#[inline(never)]
+fn copy_bytes(buf: &mut [u8], op: usize, dist: usize, end: usize) {
+    debug_assert!(dist >= 1 && dist <= op && end <= buf.len());
     for i in op..end {
         buf[i] = buf[i - dist];
     }

@@ -420,7 +420,6 @@ fn gzip_header_len(b: &[u8]) -> Result<usize, ReadError> {
     Ok(at)
 }
 
-
 fn read_json_text(bytes: &[u8], limits: &Limits) -> Result<Reading, ReadError> {
     let mut deviations = Vec::new();
     let mut bytes = bytes;
@@ -564,10 +563,6 @@ impl fmt::Display for P<'_> {
 
 type Members<'de> = [(&'de str, Node<'de>)];
 
-fn get<'n, 'de>(m: &'n Members<'de>, key: &str) -> Option<&'n Node<'de>> {
-    m.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
-}
-
 struct Walker<'l> {
     limits: &'l Limits,
     deviations: Vec<Deviation>,
@@ -621,14 +616,31 @@ impl Walker<'_> {
         }
     }
 
-    /// Reports members that are not in `known` (REQUIREMENTS RCV-11: ignore, never reject).
-    fn unknown_members(&mut self, path: &P<'_>, m: &Members<'_>, known: &[&str]) {
-        for (k, _) in m {
-            if !known.contains(k) {
-                let p = path.key(k);
-                self.dev(&p, "RCV-11", "unknown member ignored");
+    /// The values of the members named in `known`, in its order, found in one pass over
+    /// `m`; members that are not in `known` are reported in the object's order (REQUIREMENTS
+    /// RCV-11: ignore, never reject).
+    fn members<'n, 'de, const N: usize>(
+        &mut self,
+        path: &P<'_>,
+        m: &'n Members<'de>,
+        known: &[&str; N],
+    ) -> [Option<&'n Node<'de>>; N] {
+        let mut slots = [None; N];
+        for (k, v) in m {
+            match known.iter().position(|n| n == k) {
+                // The parser rejects duplicate names, so each slot is filled at most once.
+                Some(i) => {
+                    if let Some(slot) = slots.get_mut(i) {
+                        *slot = Some(v);
+                    }
+                }
+                None => {
+                    let p = path.key(k);
+                    self.dev(&p, "RCV-11", "unknown member ignored");
+                }
             }
         }
+        slots
     }
 
     /// A string the report cannot do without: absent, `null`, `""` or a wrong type are problems.
@@ -751,7 +763,7 @@ impl Walker<'_> {
 
     fn report(&mut self, m: &Members<'_>) -> Result<Option<Report>, ReadError> {
         let root = P::Root;
-        self.unknown_members(
+        let [org, dr, ci, rid, pol] = self.members(
             &root,
             m,
             &[
@@ -763,7 +775,7 @@ impl Walker<'_> {
             ],
         );
         let p_org = root.key("organization-name");
-        let organization_name = match get(m, "organization-name") {
+        let organization_name = match org {
             None => {
                 self.dev(
                     &p_org,
@@ -775,9 +787,9 @@ impl Walker<'_> {
             n => self.optional_str(&p_org, n),
         };
         let p_dr = root.key("date-range");
-        let date_range = self.date_range(&p_dr, get(m, "date-range"));
+        let date_range = self.date_range(&p_dr, dr);
         let p_ci = root.key("contact-info");
-        let contact_info = match get(m, "contact-info") {
+        let contact_info = match ci {
             None => {
                 self.dev(
                     &p_ci,
@@ -796,9 +808,9 @@ impl Walker<'_> {
             }
             n => self.optional_str(&p_ci, n),
         };
-        let report_id = self.required_str(&root.key("report-id"), get(m, "report-id"));
+        let report_id = self.required_str(&root.key("report-id"), rid);
         let p_pol = root.key("policies");
-        let policies = match get(m, "policies") {
+        let policies = match pol {
             None | Some(Node::Null) => {
                 self.problem(&p_pol, "missing (required by RFC 8460 §4.4)");
                 None
@@ -853,11 +865,11 @@ impl Walker<'_> {
                 return None;
             }
         };
-        self.unknown_members(path, m, &["start-datetime", "end-datetime"]);
+        let [sdt, edt] = self.members(path, m, &["start-datetime", "end-datetime"]);
         let ps = path.key("start-datetime");
-        let start = self.datetime(&ps, get(m, "start-datetime"));
+        let start = self.datetime(&ps, sdt);
         let pe = path.key("end-datetime");
-        let end = self.datetime(&pe, get(m, "end-datetime"));
+        let end = self.datetime(&pe, edt);
         let (start, end) = (start?, end?);
         if end < start {
             self.dev(
@@ -932,15 +944,15 @@ impl Walker<'_> {
             self.problem(path, format!("expected an object, found {}", node.kind()));
             return Ok(None);
         };
-        self.unknown_members(path, m, &["policy", "summary", "failure-details"]);
+        let [pol, sum, fds] = self.members(path, m, &["policy", "summary", "failure-details"]);
         let pp = path.key("policy");
-        let policy = self.policy(&pp, get(m, "policy"));
+        let policy = self.policy(&pp, pol);
         let ps = path.key("summary");
-        let summary = self.summary(&ps, get(m, "summary"));
+        let summary = self.summary(&ps, sum);
         let pf = path.key("failure-details");
         let mut failure_details = Vec::new();
         let mut details_ok = true;
-        match get(m, "failure-details") {
+        match fds {
             None => {}
             Some(Node::Null) => {
                 self.dev(
@@ -1014,15 +1026,13 @@ impl Walker<'_> {
                 return None;
             }
         };
-        self.unknown_members(
+        let [ptype, pstring, pdomain, mx] = self.members(
             path,
             m,
             &["policy-type", "policy-string", "policy-domain", "mx-host"],
         );
         let pt = path.key("policy-type");
-        let policy_type = self
-            .required_str(&pt, get(m, "policy-type"))
-            .map(|s| PolicyType::parse(&s));
+        let policy_type = self.required_str(&pt, ptype).map(|s| PolicyType::parse(&s));
         if let Some(PolicyType::Unknown(t)) = &policy_type {
             self.dev(
                 &pt,
@@ -1033,9 +1043,9 @@ impl Walker<'_> {
                 ),
             );
         }
-        let policy_string = self.policy_string(path, m, policy_type.as_ref());
+        let policy_string = self.policy_string(path, pstring, policy_type.as_ref());
         let pd = path.key("policy-domain");
-        let policy_domain = self.optional_str(&pd, get(m, "policy-domain"));
+        let policy_domain = self.optional_str(&pd, pdomain);
         match (&policy_domain, &policy_type) {
             (None, Some(PolicyType::NoPolicyFound)) => {
                 self.dev(
@@ -1064,7 +1074,7 @@ impl Walker<'_> {
             }
             _ => {}
         }
-        let mx_host = self.mx_host(path, m, policy_type.as_ref());
+        let mx_host = self.mx_host(path, mx, policy_type.as_ref());
         Some(Policy {
             policy_type: policy_type?,
             policy_string: policy_string?,
@@ -1076,11 +1086,11 @@ impl Walker<'_> {
     fn policy_string(
         &mut self,
         path: &P<'_>,
-        m: &Members<'_>,
+        node: Option<&Node<'_>>,
         policy_type: Option<&PolicyType>,
     ) -> Option<Vec<String>> {
         let p = path.key("policy-string");
-        let mut lines: Vec<String> = match get(m, "policy-string") {
+        let mut lines: Vec<String> = match node {
             None | Some(Node::Null) => {
                 if let Some(t @ (PolicyType::Sts | PolicyType::Tlsa)) = policy_type {
                     self.dev(
@@ -1165,11 +1175,11 @@ impl Walker<'_> {
     fn mx_host(
         &mut self,
         path: &P<'_>,
-        m: &Members<'_>,
+        node: Option<&Node<'_>>,
         policy_type: Option<&PolicyType>,
     ) -> Option<Vec<String>> {
         let p = path.key("mx-host");
-        let hosts: Vec<String> = match get(m, "mx-host") {
+        let hosts: Vec<String> = match node {
             None => return Some(Vec::new()),
             Some(Node::Null) => {
                 self.dev(
@@ -1260,7 +1270,7 @@ impl Walker<'_> {
                 return None;
             }
         };
-        self.unknown_members(
+        let [ok, failed] = self.members(
             path,
             m,
             &[
@@ -1268,14 +1278,8 @@ impl Walker<'_> {
                 "total-failure-session-count",
             ],
         );
-        let ok = self.count(
-            &path.key("total-successful-session-count"),
-            get(m, "total-successful-session-count"),
-        );
-        let failed = self.count(
-            &path.key("total-failure-session-count"),
-            get(m, "total-failure-session-count"),
-        );
+        let ok = self.count(&path.key("total-successful-session-count"), ok);
+        let failed = self.count(&path.key("total-failure-session-count"), failed);
         Some(Summary {
             total_successful_session_count: ok?,
             total_failure_session_count: failed?,
@@ -1287,7 +1291,7 @@ impl Walker<'_> {
             self.problem(path, format!("expected an object, found {}", node.kind()));
             return None;
         };
-        self.unknown_members(
+        let [rt, smi, rmh, rhelo, rip, fsc, ai, aiu, frc] = self.members(
             path,
             m,
             &[
@@ -1303,9 +1307,7 @@ impl Walker<'_> {
             ],
         );
         let prt = path.key("result-type");
-        let result_type = self
-            .required_str(&prt, get(m, "result-type"))
-            .map(|s| ResultType::parse(&s));
+        let result_type = self.required_str(&prt, rt).map(|s| ResultType::parse(&s));
         if let Some(ResultType::Unknown(t)) = &result_type {
             self.dev(
                 &prt,
@@ -1316,28 +1318,17 @@ impl Walker<'_> {
                 ),
             );
         }
-        let sending_mta_ip = self.ip(
-            &path.key("sending-mta-ip"),
-            get(m, "sending-mta-ip"),
-            "JSON-22",
-        );
-        let receiving_mx_hostname = self.optional_str(
-            &path.key("receiving-mx-hostname"),
-            get(m, "receiving-mx-hostname"),
-        );
-        let receiving_mx_helo =
-            self.optional_str(&path.key("receiving-mx-helo"), get(m, "receiving-mx-helo"));
-        let receiving_ip = self.ip(&path.key("receiving-ip"), get(m, "receiving-ip"), "JSON-25");
-        let count = self.count(
-            &path.key("failed-session-count"),
-            get(m, "failed-session-count"),
-        );
+        let sending_mta_ip = self.ip(&path.key("sending-mta-ip"), smi, "JSON-22");
+        let receiving_mx_hostname = self.optional_str(&path.key("receiving-mx-hostname"), rmh);
+        let receiving_mx_helo = self.optional_str(&path.key("receiving-mx-helo"), rhelo);
+        let receiving_ip = self.ip(&path.key("receiving-ip"), rip, "JSON-25");
+        let count = self.count(&path.key("failed-session-count"), fsc);
         let pai = path.key("additional-information");
-        let mut additional_information = self.optional_str(&pai, get(m, "additional-information"));
+        let mut additional_information = self.optional_str(&pai, ai);
         // REQUIREMENTS JSON-27: the prose calls the value "additional-info-uri"; some write
         // that as the key.
         let palias = path.key("additional-info-uri");
-        if let Some(alias) = get(m, "additional-info-uri") {
+        if let Some(alias) = aiu {
             let value = self.optional_str(&palias, Some(alias));
             match (&additional_information, value) {
                 (None, Some(v)) => {
@@ -1372,10 +1363,7 @@ impl Walker<'_> {
                 "not a URI (no scheme, or contains whitespace); kept as written",
             );
         }
-        let failure_reason_code = self.optional_str(
-            &path.key("failure-reason-code"),
-            get(m, "failure-reason-code"),
-        );
+        let failure_reason_code = self.optional_str(&path.key("failure-reason-code"), frc);
         Some(FailureDetail {
             result_type: result_type?,
             sending_mta_ip,
@@ -1393,48 +1381,35 @@ impl Walker<'_> {
     fn ip(&mut self, path: &P<'_>, node: Option<&Node<'_>>, rule: &'static str) -> Option<String> {
         let s = self.optional_str(path, node)?;
         match s.parse::<IpAddr>() {
-            Ok(ip) => {
-                if !is_canonical_ip(ip, &s) {
-                    let canonical = ip.to_string();
-                    self.dev(
-                        path,
-                        rule,
-                        format!(
-                            "{s_q} is not in canonical form (RFC 5952 / dotted quad); kept as \
-                             written, written out as {canonical_q}",
-                            canonical_q = q(&canonical),
-                            s_q = q(&s)
-                        ),
+            // The standard parser accepts only the canonical dotted quad (no leading zeros,
+            // no other radix), so whatever parsed is canonical.
+            Ok(IpAddr::V4(_)) => {}
+            Ok(IpAddr::V6(v6)) => {
+                // Compared with the canonical form written without allocating: most reports
+                // carry a few addresses, nearly all canonical.
+                let mut buf = [0u8; 48];
+                let len = write_ipv6(v6, &mut buf);
+                let canonical =
+                    std::str::from_utf8(buf.get(..len).unwrap_or_default()).unwrap_or_default();
+                if canonical != s {
+                    let mut msg = String::with_capacity(s.len() + canonical.len() + 104);
+                    push_q(&mut msg, &s);
+                    msg.push_str(
+                        " is not in canonical form (RFC 5952 / dotted quad); kept as written, \
+                         written out as ",
                     );
+                    push_q(&mut msg, canonical);
+                    self.dev(path, rule, msg);
                 }
             }
             Err(_) => {
-                self.dev(
-                    path,
-                    rule,
-                    format!(
-                        "{s_q} is not an IP address; kept verbatim, never used as one",
-                        s_q = q(&s)
-                    ),
-                );
+                let mut msg = String::with_capacity(s.len() + 64);
+                push_q(&mut msg, &s);
+                msg.push_str(" is not an IP address; kept verbatim, never used as one");
+                self.dev(path, rule, msg);
             }
         }
         Some(s)
-    }
-}
-
-/// Whether `written` is how `ip` is written canonically (RFC 5952 for IPv6), checked without
-/// allocating: most reports carry a few addresses, nearly all canonical.
-fn is_canonical_ip(ip: IpAddr, written: &str) -> bool {
-    match ip {
-        // The standard parser accepts only the canonical dotted quad (no leading zeros, no
-        // other radix), so whatever parsed is canonical.
-        IpAddr::V4(_) => true,
-        IpAddr::V6(v6) => {
-            let mut buf = [0u8; 48];
-            let len = write_ipv6(v6, &mut buf);
-            buf.get(..len) == Some(written.as_bytes())
-        }
     }
 }
 
@@ -1517,25 +1492,30 @@ fn write_ipv6(ip: std::net::Ipv6Addr, out: &mut [u8; 48]) -> usize {
 /// Input text echoed in a message: at most 64 characters, quoted and escaped, so messages
 /// stay short and one line whatever the input holds.
 fn q(s: &str) -> String {
+    let mut out = String::with_capacity(s.len().min(64 * 4) + 5);
+    push_q(&mut out, s);
+    out
+}
+
+/// [`q`], appended to `out`.
+fn push_q(out: &mut String, s: &str) {
     let cut = short(s);
-    let mut out = if cut
+    if cut
         .bytes()
         .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
     {
         // Printable ASCII needs no escaping: the same text `{:?}` gives, without its
         // per-character escape machinery.
-        let mut out = String::with_capacity(cut.len() + 5);
         out.push('"');
         out.push_str(cut);
         out.push('"');
-        out
     } else {
-        format!("{cut:?}")
-    };
+        use std::fmt::Write as _;
+        let _ = write!(out, "{cut:?}");
+    }
     if cut.len() < s.len() {
         out.push_str("...");
     }
-    out
 }
 
 /// A scheme (RFC 3986 §3.1) followed by `:` and no whitespace or control characters.
@@ -1594,6 +1574,37 @@ type DatetimeReading = (Timestamp, Option<(&'static str, String)>);
 
 fn parse_datetime(s: &str) -> Result<DatetimeReading, String> {
     let b = s.as_bytes();
+    // The form nearly every sender writes, `YYYY-MM-DDTHH:MM:SSZ`, checked in one match; the
+    // general checks below give the same reading for it.
+    if let [
+        y0,
+        y1,
+        y2,
+        y3,
+        b'-',
+        m0,
+        m1,
+        b'-',
+        d0,
+        d1,
+        b'T' | b't',
+        h0,
+        h1,
+        b':',
+        i0,
+        i1,
+        b':',
+        s0,
+        s1,
+        b'Z' | b'z',
+    ] = b
+        && [y0, y1, y2, y3, m0, m1, d0, d1, h0, h1, i0, i1, s0, s1]
+            .iter()
+            .all(|d| d.is_ascii_digit())
+        && let Some(ts) = utc_seconds_timestamp(b)
+    {
+        return Ok((ts, None));
+    }
     let digits =
         |r: std::ops::Range<usize>| b.get(r).is_some_and(|x| x.iter().all(u8::is_ascii_digit));
     let at = |i: usize, set: &[u8]| b.get(i).is_some_and(|c| set.contains(c));

@@ -806,3 +806,135 @@ fn random_complete_codes_include_long_codes() {
         "only {long} cases had codes longer than the root table"
     );
 }
+
+/// A fixed-code stream: the literal `a`, then matches of these lengths at distance 1 (each
+/// 3..=10, no extra bits), end of block.
+fn fixed_run(lens: &[u32]) -> Vec<u8> {
+    let mut w = BitWriter::default();
+    w.bits(1, 1);
+    w.bits(1, 2);
+    fixed_literal(&mut w, u32::from(b'a'));
+    for &len in lens {
+        fixed_length(&mut w, len);
+        w.code(0, 5); // distance code 0: distance 1
+    }
+    fixed_literal(&mut w, 256);
+    w.finish()
+}
+
+#[test]
+fn inflate_copies_matches_that_end_exactly_at_the_cap() {
+    // The fast loop copies matches in wide chunks and leaves those near the end of the
+    // buffer to the careful path; whatever the size hint, a match ending exactly at the cap
+    // must be written in full, and one byte less of cap must be refused.
+    for lens in [&[10][..], &[3], &[10, 10, 10, 3], &[4; 40]] {
+        let stream = fixed_run(lens);
+        let total = 1 + lens.iter().sum::<u32>() as usize;
+        let want = vec![b'a'; total];
+        for hint in [0, 1, total - 1, total, total + 1, total + 40] {
+            let mut out = Vec::with_capacity(hint);
+            assert_eq!(
+                inflate(&stream, &mut out, total),
+                Ok(stream.len()),
+                "{lens:?} {hint}"
+            );
+            assert_eq!(out, want);
+            let mut out = Vec::with_capacity(hint);
+            assert_eq!(
+                inflate(&stream, &mut out, total - 1),
+                Err(InflateError::TooLarge { max: total - 1 }),
+                "{lens:?} {hint}"
+            );
+            assert!(out.len() < total);
+        }
+    }
+}
+
+#[test]
+fn inflate_handles_text_ending_in_a_match_at_every_cap_near_the_end() {
+    // Long-distance matches (the 16-byte chunk copies) ending at the very end of the output,
+    // with an exact size hint (no slack after the output) and caps around the exact size.
+    let mut data = long_text(3_000);
+    let tail = data[100..160].to_vec();
+    data.extend_from_slice(&tail);
+    for level in [1, 6, 9] {
+        let stream = deflate(&data, level);
+        assert_eq!(reference(&stream), Some((data.clone(), stream.len())));
+        for cap in data.len() - 20..=data.len() + 1 {
+            for hint in [data.len(), cap] {
+                let mut out = Vec::with_capacity(hint);
+                let got = inflate(&stream, &mut out, cap);
+                if cap >= data.len() {
+                    assert_eq!(got, Ok(stream.len()), "level {level} cap {cap} hint {hint}");
+                    assert_eq!(out, data);
+                } else {
+                    assert_eq!(got, Err(InflateError::TooLarge { max: cap }));
+                    assert!(out.len() <= cap);
+                    assert_eq!(out[..], data[..out.len()]);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn inflate_rejects_a_distance_beyond_the_output_even_with_no_room_left() {
+    // The fast loop sends both far-back distances and matches near the end of the buffer
+    // to the careful path; there the distance must still be judged before the room.
+    let mut w = BitWriter::default();
+    w.bits(1, 1);
+    w.bits(1, 2);
+    fixed_literal(&mut w, u32::from(b'a'));
+    fixed_literal(&mut w, u32::from(b'b'));
+    fixed_length(&mut w, 3);
+    w.code(3, 5); // distance 4, but only 2 bytes exist
+    fixed_literal(&mut w, 256);
+    let stream = w.finish();
+    for (hint, cap) in [(0, 2), (2, 2), (2, 5), (5, 5), (100, 100)] {
+        let mut out = Vec::with_capacity(hint);
+        assert_eq!(
+            inflate(&stream, &mut out, cap),
+            Err(InflateError::Invalid("distance too far back")),
+            "hint {hint} cap {cap}"
+        );
+        assert!(out.len() <= 2);
+    }
+}
+
+#[test]
+fn inflate_copies_short_period_matches_anywhere_in_the_buffer() {
+    // Periods 1-7 take the out-of-line short copy in the fast loop and the byte copy near
+    // the end of the buffer; check both against zlib with exact, short and no size hints.
+    for period in 1..=7usize {
+        let mut data = Vec::new();
+        for round in 0..40usize {
+            data.extend_from_slice(format!("{{\"n\":{round},").as_bytes());
+            let pat: Vec<u8> = (0..period)
+                .map(|k| b'a' + ((k + round) % 26) as u8)
+                .collect();
+            for k in 0..(3 + round % 30) {
+                data.push(pat[k % period]);
+            }
+        }
+        for level in [1, 6, 9] {
+            let stream = deflate(&data, level);
+            assert_eq!(reference(&stream), Some((data.clone(), stream.len())));
+            for hint in [
+                0,
+                7,
+                data.len() - 9,
+                data.len() - 1,
+                data.len(),
+                data.len() + 3,
+            ] {
+                let mut out = Vec::with_capacity(hint);
+                assert_eq!(
+                    inflate(&stream, &mut out, CAP),
+                    Ok(stream.len()),
+                    "period {period} level {level} hint {hint}"
+                );
+                assert_eq!(out, data, "period {period} level {level} hint {hint}");
+            }
+        }
+    }
+}

@@ -117,14 +117,13 @@ fn is_ws(c: u8) -> bool {
 /// The offset of the first `"`, `\\` or control character at or after `from`: the bytes
 /// that end a run of plain string content. Eight bytes at a time (SWAR), since strings are
 /// most of a report's bytes.
+#[inline]
 fn find_special(b: &[u8], from: usize) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let mut i = from;
-    while let Some(chunk) = b.get(i..i + 8) {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let v = u64::from_le_bytes(word);
+    while let Some(chunk) = b.get(i..).and_then(<[u8]>::first_chunk::<8>) {
+        let v = u64::from_le_bytes(*chunk);
         let quote = v ^ (ONES * u64::from(b'"'));
         let backslash = v ^ (ONES * u64::from(b'\\'));
         // A byte below 0x20, a zero byte of `quote` or of `backslash`: the lowest flagged
@@ -145,16 +144,30 @@ fn find_special(b: &[u8], from: usize) -> Option<usize> {
 }
 
 impl<'de> Parser<'de, '_> {
+    /// Skips whitespace. Most calls find none (or one space after a `:`), so the test for
+    /// "not whitespace" is inlined and the loop is not.
+    #[inline]
     fn ws(&mut self) {
+        if let Some(&c) = self.b.get(self.pos)
+            && c <= b' '
+        {
+            self.ws_run();
+        }
+    }
+
+    fn ws_run(&mut self) {
+        const ONES: u64 = 0x0101_0101_0101_0101;
         while let Some(&c) = self.b.get(self.pos) {
-            // Most bytes that end whitespace are above the space: one comparison for them.
-            if c > b' ' || !is_ws(c) {
+            if !is_ws(c) {
                 break;
             }
             self.pos += 1;
-            // Pretty-printed reports indent with runs of spaces: skip them eight at a time.
-            while let Some(chunk) = self.b.get(self.pos..self.pos + 8) {
-                if chunk != b"        " {
+            // Pretty-printed reports indent with runs of spaces: skip them eight at a time,
+            // and the end of a run at once.
+            while let Some(chunk) = self.b.get(self.pos..).and_then(<[u8]>::first_chunk::<8>) {
+                let other = u64::from_le_bytes(*chunk) ^ (ONES * u64::from(b' '));
+                if other != 0 {
+                    self.pos += (other.trailing_zeros() / 8) as usize;
                     break;
                 }
                 self.pos += 8;
@@ -162,6 +175,7 @@ impl<'de> Parser<'de, '_> {
         }
     }
 
+    #[inline]
     fn peek(&self) -> Option<u8> {
         self.b.get(self.pos).copied()
     }
@@ -235,6 +249,16 @@ impl<'de> Parser<'de, '_> {
         }
     }
 
+    /// [`Parser::value`] inside an array or object: strings (most values of a report) are
+    /// read without the dispatch of a full value.
+    #[inline]
+    fn element(&mut self, depth: usize) -> Result<Node<'de>, Stop> {
+        if self.peek() == Some(b'"') {
+            return Ok(Node::Str(self.string()?));
+        }
+        self.value(depth)
+    }
+
     fn literal(&mut self, word: &'static [u8], node: Node<'de>) -> Result<Node<'de>, Stop> {
         if self.b.get(self.pos..self.pos + word.len()) == Some(word) {
             self.pos += word.len();
@@ -263,7 +287,7 @@ impl<'de> Parser<'de, '_> {
         }
         loop {
             self.ws();
-            let v = self.value(depth)?;
+            let v = self.element(depth)?;
             self.count_value()?;
             if self.elems.len() - base >= self.limits.max_array_len {
                 return Err(self.limit("max_array_len", self.limits.max_array_len));
@@ -334,7 +358,7 @@ impl<'de> Parser<'de, '_> {
                 None => return Err(self.eof("an object")),
             }
             self.ws();
-            let v = self.value(depth)?;
+            let v = self.element(depth)?;
             self.members.push((key, v));
             self.ws();
             match self.peek() {
@@ -351,6 +375,7 @@ impl<'de> Parser<'de, '_> {
     }
 
     /// A string at `"` (RFC 8259 §7): borrowed when it has no escapes.
+    #[inline(always)]
     fn string(&mut self) -> Result<&'de str, Stop> {
         self.pos += 1; // '"'
         let start = self.pos;
@@ -373,7 +398,15 @@ impl<'de> Parser<'de, '_> {
                 .get(start..stop)
                 .ok_or_else(|| self.syntax_at(start, "string is not valid UTF-8"));
         }
-        // Slow path: escapes (or a control character, rejected below).
+        self.string_escaped(start, stop)
+    }
+
+    /// The rest of a string whose first special byte (at `stop`) is a backslash or a
+    /// control character: unescaped into scratch space, then copied into the arena.
+    #[cold]
+    #[inline(never)]
+    fn string_escaped(&mut self, start: usize, stop: usize) -> Result<&'de str, Stop> {
+        let max = self.limits.max_string_len;
         let mut out = std::mem::take(&mut self.unescaped);
         out.clear();
         out.push_str(self.text.get(start..stop).unwrap_or_default());
