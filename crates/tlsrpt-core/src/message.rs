@@ -238,9 +238,16 @@ fn precheck(bytes: &[u8], limits: &read::Limits) -> Result<(), MessageError> {
 
 /// The full MIME parser's path.
 fn extract_slow(bytes: &[u8], limits: &read::Limits) -> Result<MessageReport, MessageError> {
-    let message = MessageParser::default()
-        .parse(bytes)
-        .ok_or(MessageError::NotAMessage("no header fields found"))?;
+    // mail-parser panics on some malformed nestings (found by cargo fuzz: a message/rfc822
+    // part whose multipart parent it loses track of). A hostile message must never take down
+    // the daemon or the `ingest` run around it, so a panic here is this message's error.
+    let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        MessageParser::default().parse(bytes)
+    }))
+    .map_err(|_| {
+        MessageError::NotAMessage("the MIME structure is malformed (the MIME parser gave up)")
+    })?;
+    let message = parsed.ok_or(MessageError::NotAMessage("no header fields found"))?;
     if message.parts.len() > MAX_MIME_PARTS {
         return Err(MessageError::TooManyParts {
             found: message.parts.len(),

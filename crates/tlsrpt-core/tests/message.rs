@@ -699,3 +699,13 @@ fn rcv_04_report_read_errors_name_the_part() {
         "{err}"
     );
 }
+
+/// mail-parser 0.11 panics on this message (a message/rfc822 part whose multipart parent it
+/// loses, found by cargo fuzz); the panic must become this message's error, not a crash.
+#[test]
+fn mime_parser_panic_is_an_error_not_a_crash() {
+    let bytes = include_bytes!("corpus/message/mail-parser-panics-on-lost-multipart-parent.eml");
+    let e = tlsrpt_core::message::extract_report(bytes, &tlsrpt_core::read::Limits::default())
+        .unwrap_err();
+    assert!(e.to_string().contains("MIME structure is malformed"), "{e}");
+}

@@ -219,7 +219,19 @@ impl DkimVerifier {
         let Some(auth) = &self.auth else {
             return Ok(Verdict::skipped());
         };
-        let Some(msg) = AuthenticatedMessage::parse(message) else {
+        // A third-party parser over hostile bytes: a panic in it fails this message's DKIM
+        // check instead of the task serving it (as `message::extract_report` does for MIME).
+        let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            AuthenticatedMessage::parse(message)
+        }));
+        let Ok(parsed) = parsed else {
+            return Ok(Verdict {
+                status: DkimStatus::Fail,
+                reason: Some("the DKIM parser could not read the message's headers".into()),
+                ..Verdict::skipped()
+            });
+        };
+        let Some(msg) = parsed else {
             return Ok(Verdict {
                 status: DkimStatus::None,
                 reason: Some("no header fields to verify".into()),
