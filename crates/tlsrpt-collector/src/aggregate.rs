@@ -351,7 +351,9 @@ impl Aggregator {
             s.extend_from_slice(b"\",\"pr\": \"");
             s.extend_from_slice(d.record.raw().as_bytes());
             s.extend_from_slice(b"\",\"policies\":[{\"policy-type\":");
-            push_u64(s, p.policy_type_code);
+            s.extend_from_slice(
+                tlsrpt_core::ascii::decimal(p.policy_type_code, &mut [0; 20]).as_bytes(),
+            );
             if let Some(pd) = p.policy_domain {
                 s.extend_from_slice(b",\"policy-domain\": \"");
                 s.extend_from_slice(pd.raw().as_bytes());
@@ -420,20 +422,6 @@ impl Aggregator {
             d.normalized_domain().map(|_| ())
         }
     }
-}
-
-fn push_u64(out: &mut Vec<u8>, mut v: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&buf[i..]);
 }
 
 #[cfg(test)]
@@ -524,15 +512,6 @@ mod tests {
             // stored once again).
             assert_eq!(again.key_count(), keys);
             pending = again;
-        }
-    }
-
-    #[test]
-    fn push_u64_writes_decimal() {
-        for v in [0u64, 7, 10, 12345, u64::MAX] {
-            let mut out = Vec::new();
-            push_u64(&mut out, v);
-            assert_eq!(out, v.to_string().as_bytes());
         }
     }
 }

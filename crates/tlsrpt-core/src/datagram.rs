@@ -1530,7 +1530,7 @@ fn write_str_attr(out: &mut Vec<u8>, key: &str, value: &str) {
 }
 
 fn write_u64(out: &mut Vec<u8>, v: u64) {
-    out.extend_from_slice(v.to_string().as_bytes());
+    out.extend_from_slice(crate::ascii::decimal(v, &mut [0; 20]).as_bytes());
 }
 
 /// libtlsrpt's escape table (`json-escape-initializer-list.c`).

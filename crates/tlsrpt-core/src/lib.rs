@@ -11,6 +11,7 @@
 #![deny(missing_docs)]
 
 pub mod accounting;
+pub mod ascii;
 pub mod datagram;
 pub mod deviation;
 pub mod domain;

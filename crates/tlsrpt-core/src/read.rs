@@ -530,26 +530,10 @@ impl P<'_> {
             P::Idx(parent, i) => {
                 parent.push_to(out);
                 out.push('[');
-                push_decimal(out, *i);
+                out.push_str(crate::ascii::decimal(*i as u64, &mut [0; 20]));
                 out.push(']');
             }
         }
-    }
-}
-
-fn push_decimal(out: &mut String, mut n: usize) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for &d in &digits[at..] {
-        out.push(char::from(d));
     }
 }
 
@@ -1530,12 +1514,6 @@ fn looks_like_uri(s: &str) -> bool {
     scheme_ok && !s.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
-/// Parses an RFC 3339 date-time leniently (REQUIREMENTS JSON-11, JSON-12).
-///
-/// Strict RFC 3339 (`T`/`t`, `Z`/`z` or `±HH:MM`, optional fraction) gives no deviation. A
-/// missing offset is read as UTC with a JSON-12 deviation; other forms that `jiff` understands
-/// give a JSON-11 deviation. Anything else is an error message.
-#[allow(clippy::type_complexity)]
 /// `YYYY-MM-DDTHH:MM:SS` (shape already checked: digits and separators in place) as a UTC
 /// timestamp, or `None` for anything out of range (a leap second included), which then goes
 /// to jiff's parser and its error message.
@@ -1572,6 +1550,11 @@ fn utc_seconds_timestamp(b: &[u8]) -> Option<Timestamp> {
 /// A read date-time and the deviation (rule, message) it needed, if any.
 type DatetimeReading = (Timestamp, Option<(&'static str, String)>);
 
+/// Parses an RFC 3339 date-time leniently (REQUIREMENTS JSON-11, JSON-12).
+///
+/// Strict RFC 3339 (`T`/`t`, `Z`/`z` or `±HH:MM`, optional fraction) gives no deviation. A
+/// missing offset is read as UTC with a JSON-12 deviation; other forms that `jiff` understands
+/// give a JSON-11 deviation. Anything else is an error message.
 fn parse_datetime(s: &str) -> Result<DatetimeReading, String> {
     let b = s.as_bytes();
     // The form nearly every sender writes, `YYYY-MM-DDTHH:MM:SSZ`, checked in one match; the
@@ -1635,13 +1618,6 @@ fn parse_datetime(s: &str) -> Result<DatetimeReading, String> {
             }
         }
         let rest = s.get(i..).unwrap_or_default();
-        if i == 19
-            && (rest == "Z" || rest == "z")
-            && let Some(ts) = utc_seconds_timestamp(b)
-        {
-            // The form nearly every sender writes, read without jiff's general parser.
-            return Ok((ts, None));
-        }
         let offset_ok = rest == "Z"
             || rest == "z"
             || (rest.len() == 6

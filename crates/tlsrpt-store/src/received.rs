@@ -40,7 +40,7 @@ use sqlx::{AssertSqlSafe, Row};
 use tlsrpt_core::deviation::Deviation;
 use tlsrpt_core::report::Report;
 
-use crate::sqlite::{SqliteStore, classify};
+use crate::sqlite::{SqliteStore, classify, push_placeholders};
 use crate::{Backend, Store, StoreError, normalize_domain};
 
 /// Most rows [`Store::list_received`] returns when the query sets no limit.
@@ -915,22 +915,6 @@ fn with_id(id: i64, row: &serde_json::Value) -> serde_json::Value {
         out.extend(items.iter().cloned());
     }
     serde_json::Value::Array(out)
-}
-
-fn push_placeholders(sql: &mut String, rows: usize, cols: usize) {
-    for r in 0..rows {
-        if r > 0 {
-            sql.push(',');
-        }
-        sql.push('(');
-        for c in 0..cols {
-            if c > 0 {
-                sql.push(',');
-            }
-            sql.push('?');
-        }
-        sql.push(')');
-    }
 }
 
 const SUMMARY_COLUMNS: &str = "r.id, r.organization_name, r.report_id, r.start_ts, r.end_ts, \

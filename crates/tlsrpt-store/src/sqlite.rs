@@ -344,7 +344,7 @@ impl SqliteStore {
 }
 
 /// Appends `(?,?,…),(?,?,…)` for `rows` rows of `cols` columns.
-fn push_placeholders(sql: &mut String, rows: usize, cols: usize) {
+pub(crate) fn push_placeholders(sql: &mut String, rows: usize, cols: usize) {
     for r in 0..rows {
         if r > 0 {
             sql.push(',');
