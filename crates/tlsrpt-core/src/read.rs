@@ -354,11 +354,10 @@ pub fn gunzip(bytes: &[u8], limits: &Limits) -> Result<Vec<u8>, ReadError> {
     })?;
     // RFC 1952 §2.3.1: CRC32 then ISIZE (the length modulo 2^32), both little-endian.
     let trailer = input.get(used..used + 8).ok_or_else(truncated)?;
-    let mut crc = flate2::Crc::new();
-    crc.update(&out);
+    let crc = crc32fast::hash(&out);
     let want_crc = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
     let want_len = u32::from_le_bytes([trailer[4], trailer[5], trailer[6], trailer[7]]);
-    if crc.sum() != want_crc {
+    if crc != want_crc {
         return Err(ReadError::Gzip("CRC-32 mismatch (corrupt data)".into()));
     }
     if out.len() as u32 != want_len {
