@@ -170,8 +170,10 @@ url = "sqlite://$WORK/bench.db"
 [receiver]
 listen = "127.0.0.1:$PORT"
 path = "/tlsrpt"
-# effectively no rate limit: all the load comes from one address
+# effectively no rate limit: all the load comes from one address and one sender
 requests_per_minute = 100000000
+reports_per_minute_per_submitter = 0
+new_sender_reports_per_minute = 0
 TOML
 
 RUST_LOG=warn "$BIN" serve --config "$WORK/tlsrpt.toml" 2>"$WORK/server.log" &

@@ -522,6 +522,22 @@ fn answer(result: Result<Accepted, Rejected>, client: Option<IpAddr>) -> Respons
             too_large(limit, max)
         }
         Err(Rejected::UnsupportedMediaType(m)) => error(StatusCode::UNSUPPORTED_MEDIA_TYPE, &m),
+        Err(Rejected::RateLimited(l)) => {
+            // SEC-01: the sender retries after `Retry-After`; nothing was stored.
+            tracing::info!(client, limit = l.limit, key = %l.key, "report refused: sender over its limit");
+            let (retry_after, limit) = (l.retry_after_secs, l.limit);
+            with_retry_after(
+                json_response(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    &ErrorBody {
+                        error: short(&Rejected::RateLimited(l).to_string()),
+                        field: None,
+                        limit: Some(limit),
+                    },
+                ),
+                retry_after,
+            )
+        }
         Err(Rejected::Unavailable(m)) => {
             // Details (paths, SQL errors) go to the log, not to the sender.
             tracing::error!(client, error = m, "store unavailable; answering 503");

@@ -426,6 +426,11 @@ async fn poll_session(
                 tracing::warn!(uid, reason = %why, "imap report deferred; retried next poll");
                 stats.deferred += 1;
             }
+            Err(e @ Rejected::RateLimited(_)) => {
+                // SEC-01: left unseen in the mailbox and taken at a later poll.
+                tracing::info!(uid, reason = %e, "imap report deferred: sender over its limit");
+                stats.deferred += 1;
+            }
             Err(e) => {
                 tracing::warn!(uid, folder = %cfg.folder, reason = %e, "imap message refused; kept");
                 stats.rejected += 1;

@@ -14,4 +14,5 @@ pub mod http;
 pub mod imap;
 pub mod limits;
 pub mod pipeline;
+pub mod senders;
 pub mod smtp;

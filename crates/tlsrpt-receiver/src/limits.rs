@@ -1,5 +1,6 @@
 //! Flood defences for the HTTP endpoint (REQUIREMENTS RCV-07, SEC-01): a per-client token
-//! bucket with a bounded memory footprint.
+//! bucket with a bounded memory footprint. The same limiter, keyed on a sender instead of an
+//! address, limits reports per submitter and per DKIM domain ([`crate::senders`]).
 //!
 //! RFC 8460 §7 warns that anyone can POST to a published `rua` endpoint, so an attacker can
 //! flood it to hide real reports. Real senders send about one report per policy domain per
@@ -14,6 +15,7 @@
 //! flood from many addresses throttles itself rather than the server.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -66,18 +68,19 @@ impl Bucket {
     }
 }
 
-/// A token-bucket rate limiter per client address, with a bounded number of tracked clients.
+/// A token-bucket rate limiter per key (by default a client address), with a bounded number
+/// of tracked keys.
 #[derive(Debug)]
-pub struct RateLimiter {
+pub struct RateLimiter<K = IpAddr> {
     capacity: f64,
     per_sec: f64,
     max_clients: usize,
-    state: Mutex<State>,
+    state: Mutex<State<K>>,
 }
 
 #[derive(Debug)]
-struct State {
-    buckets: HashMap<IpAddr, Bucket>,
+struct State<K> {
+    buckets: HashMap<K, Bucket>,
     overflow: Option<Bucket>,
     last_purge: Option<Instant>,
 }
@@ -86,12 +89,12 @@ struct State {
 /// cannot make every request pay for a scan of the whole map.
 const PURGE_EVERY: Duration = Duration::from_secs(1);
 
-impl RateLimiter {
+impl<K: Hash + Eq + Clone> RateLimiter<K> {
     /// `per_minute` requests per minute per client, with bursts up to `per_minute`; at most
-    /// `max_clients` clients tracked at once (each costs about 64 bytes). `per_minute = 0`
-    /// disables limiting ([`RateLimiter::check`] always allows), for benchmarks and for
+    /// `max_clients` clients tracked at once (each costs about 64 bytes plus the key).
+    /// `per_minute = 0` disables limiting (every check allows), for benchmarks and for
     /// deployments that rate-limit in a reverse proxy.
-    pub fn new(per_minute: u32, max_clients: usize) -> RateLimiter {
+    pub fn new(per_minute: u32, max_clients: usize) -> RateLimiter<K> {
         let capacity = f64::from(per_minute);
         RateLimiter {
             capacity,
@@ -110,17 +113,16 @@ impl RateLimiter {
         self.capacity <= 0.0
     }
 
-    /// Counts one request from `ip` at `now`.
-    pub fn check(&self, ip: IpAddr, now: Instant) -> Decision {
+    /// Counts one request under `key` at `now`.
+    pub fn check_key(&self, key: &K, now: Instant) -> Decision {
         if self.is_disabled() {
             return Decision::Allow;
         }
-        let key = client_key(ip);
         // A poisoned lock only means another request panicked mid-update; the map is still
         // usable (worst case one bucket is a little off).
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let (cap, rate) = (self.capacity, self.per_sec);
-        if let Some(b) = st.buckets.get_mut(&key) {
+        if let Some(b) = st.buckets.get_mut(key) {
             return b.take(cap, rate, now);
         }
         let purge_due = st
@@ -136,7 +138,7 @@ impl RateLimiter {
         }
         let mut b = Bucket::full(cap, now);
         let d = b.take(cap, rate, now);
-        st.buckets.insert(key, b);
+        st.buckets.insert(key.clone(), b);
         d
     }
 
@@ -147,6 +149,13 @@ impl RateLimiter {
             .unwrap_or_else(|p| p.into_inner())
             .buckets
             .len()
+    }
+}
+
+impl RateLimiter<IpAddr> {
+    /// Counts one request from `ip` at `now`, keyed by [`client_key`].
+    pub fn check(&self, ip: IpAddr, now: Instant) -> Decision {
+        self.check_key(&client_key(ip), now)
     }
 }
 
@@ -194,7 +203,7 @@ mod tests {
 
     #[test]
     fn sec_01_burst_then_deny_with_retry_after() {
-        let rl = RateLimiter::new(60, 10);
+        let rl = RateLimiter::<IpAddr>::new(60, 10);
         let t0 = Instant::now();
         for i in 0..60 {
             assert_eq!(
@@ -222,7 +231,7 @@ mod tests {
 
     #[test]
     fn sec_01_slow_rate_gives_longer_retry_after() {
-        let rl = RateLimiter::new(2, 10);
+        let rl = RateLimiter::<IpAddr>::new(2, 10);
         let t0 = Instant::now();
         assert_eq!(rl.check(ip("192.0.2.1"), t0), Decision::Allow);
         assert_eq!(rl.check(ip("192.0.2.1"), t0), Decision::Allow);
@@ -236,7 +245,7 @@ mod tests {
 
     #[test]
     fn sec_01_ipv6_keyed_on_slash_64() {
-        let rl = RateLimiter::new(1, 10);
+        let rl = RateLimiter::<IpAddr>::new(1, 10);
         let t0 = Instant::now();
         assert_eq!(rl.check(ip("2001:db8:1:2::1"), t0), Decision::Allow);
         assert!(matches!(
@@ -249,7 +258,7 @@ mod tests {
 
     #[test]
     fn sec_01_client_map_stays_bounded() {
-        let rl = RateLimiter::new(1, 100);
+        let rl = RateLimiter::<IpAddr>::new(1, 100);
         let t0 = Instant::now();
         for i in 0..10_000u32 {
             let a = std::net::Ipv4Addr::from(0x0a00_0000 + i);
@@ -269,7 +278,7 @@ mod tests {
 
     #[test]
     fn zero_disables() {
-        let rl = RateLimiter::new(0, 1);
+        let rl = RateLimiter::<IpAddr>::new(0, 1);
         let t0 = Instant::now();
         for _ in 0..1000 {
             assert_eq!(rl.check(ip("192.0.2.1"), t0), Decision::Allow);

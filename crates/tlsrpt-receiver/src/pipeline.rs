@@ -12,12 +12,16 @@
 //! 2. **Reading** with the core's lenient reader and its [`Limits`] (REQUIREMENTS RCV-07,
 //!    RCV-11): every tolerated quirk becomes a stored deviation; an unusable report is
 //!    [`Rejected::BadData`] naming the JSON path, and nothing is stored.
-//! 3. **DKIM** (mail only, RFC 8460 §3): see [`crate::dkim`]. Under `require` a report that
+//! 3. **Sender limits** ([`crate::senders`], REQUIREMENTS SEC-01): reports per submitter,
+//!    per passing DKIM domain, and for senders outside the top senders together. Over a limit
+//!    is [`Rejected::RateLimited`], a temporary refusal. Off unless configured
+//!    ([`Pipeline::with_sender_limits`]; `serve` turns them on).
+//! 4. **DKIM** (mail only, RFC 8460 §3): see [`crate::dkim`]. Under `require` a report that
 //!    does not pass is kept with status `rejected` and the reason ([`Accepted::Quarantined`]):
 //!    never silently dropped. Under `prefer` it is stored, marked with its DKIM result. A DNS
 //!    failure that prevents a verdict is [`Rejected::Unavailable`] (retry later), not a
 //!    rejection.
-//! 4. **Storage**: de-duplicated by the database (REQUIREMENTS RCV-09); the original bytes are
+//! 5. **Storage**: de-duplicated by the database (REQUIREMENTS RCV-09); the original bytes are
 //!    kept compressed. Concurrent reports are written together in one transaction (the
 //!    store's group commit), each still answered on its own.
 
@@ -32,6 +36,7 @@ use tlsrpt_store::{
 };
 
 use crate::dkim::{Claims, DkimPolicy, DkimVerifier, Verdict};
+use crate::senders::{Limited, SenderLimiter, SenderLimits, sender_key};
 
 /// How a report arrived.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -106,6 +111,16 @@ pub enum Rejected {
     /// EX_TEMPFAIL). The sender should retry.
     #[error("temporarily unavailable: {0}")]
     Unavailable(String),
+    /// The sender is over a limit (REQUIREMENTS SEC-01; HTTP 429 with `Retry-After`, SMTP 451,
+    /// sysexit 75). The sender should retry later.
+    #[error(
+        "too many reports: {} {} is over the {} limit; retry in {} s",
+        if .0.limit == "dkim-domain" { "DKIM domain" } else { "sender" },
+        .0.key,
+        .0.limit,
+        .0.retry_after_secs
+    )]
+    RateLimited(Limited),
 }
 
 impl Rejected {
@@ -113,7 +128,7 @@ impl Rejected {
     /// (EX_TEMPFAIL) when retrying may help.
     pub fn sysexit(&self) -> u8 {
         match self {
-            Rejected::Unavailable(_) => 75,
+            Rejected::Unavailable(_) | Rejected::RateLimited(_) => 75,
             _ => 65,
         }
     }
@@ -130,18 +145,64 @@ struct Inner {
     store: Arc<Store>,
     limits: Limits,
     dkim: DkimVerifier,
+    senders: SenderLimiter,
 }
 
 impl Pipeline {
-    /// A pipeline storing into `store`, reading under `limits`, verifying mail with `dkim`.
+    /// A pipeline storing into `store`, reading under `limits`, verifying mail with `dkim`,
+    /// without sender limits (what `tlsrpt ingest` uses: a maildir backlog or an MTA pipe is
+    /// the operator's own mail, already past the MTA's limits).
     pub fn new(store: Arc<Store>, limits: Limits, dkim: DkimVerifier) -> Self {
+        Self::with_sender_limits(store, limits, dkim, SenderLimits::off())
+    }
+
+    /// As [`Pipeline::new`], with the sender limits of [`crate::senders`] (what `serve`'s
+    /// network intakes use).
+    pub fn with_sender_limits(
+        store: Arc<Store>,
+        limits: Limits,
+        dkim: DkimVerifier,
+        senders: SenderLimits,
+    ) -> Self {
         Pipeline {
             inner: Arc::new(Inner {
                 store,
                 limits,
                 dkim,
+                senders: SenderLimiter::new(senders),
             }),
         }
+    }
+
+    /// The sender limiters, e.g. to refresh the top senders from the store.
+    pub fn senders(&self) -> &SenderLimiter {
+        &self.inner.senders
+    }
+
+    /// Reloads the top senders ([`crate::senders`]) from the reports stored over the last
+    /// [`crate::senders::TOP_SENDERS_WINDOW_DAYS`] days; returns how many are known now.
+    pub async fn refresh_top_senders(&self) -> Result<usize, StoreError> {
+        let senders = &self.inner.senders;
+        let want = senders.limits().top_senders;
+        if want == 0 || senders.limits().new_senders_per_minute == 0 {
+            return Ok(0);
+        }
+        let since = jiff::Timestamp::now()
+            .checked_sub(jiff::SignedDuration::from_hours(
+                i64::from(crate::senders::TOP_SENDERS_WINDOW_DAYS) * 24,
+            ))
+            .unwrap_or(jiff::Timestamp::MIN);
+        let rows = self.inner.store.received_senders(since).await?;
+        let ranked = crate::senders::rank_senders(rows.iter().map(|r| {
+            (
+                r.submitter.as_deref(),
+                r.contact_info.as_deref(),
+                Some(r.organization_name.as_str()).filter(|o| !o.is_empty()),
+                r.reports,
+            )
+        }));
+        senders.set_top_senders(ranked);
+        Ok(want.min(senders.top_senders_len()))
     }
 
     /// The store reports go to.
@@ -167,6 +228,16 @@ impl Pipeline {
         let record = match intake.via {
             Via::Https => {
                 let reading = off_worker(intake.bytes.len(), || read_https(&intake, limits))?;
+                let r = &reading.report;
+                let sender = sender_key(
+                    None,
+                    r.contact_info.as_deref(),
+                    r.organization_name.as_deref(),
+                );
+                self.inner
+                    .senders
+                    .check_sender(&sender, std::time::Instant::now())
+                    .map_err(Rejected::RateLimited)?;
                 ReceivedReport {
                     report: reading.report,
                     deviations: reading.deviations,
@@ -186,6 +257,17 @@ impl Pipeline {
                     message::extract_report(intake.bytes, limits)
                 })
                 .map_err(message_error)?;
+                let r = &m.reading.report;
+                let sender = sender_key(
+                    m.report_submitter.as_deref(),
+                    r.contact_info.as_deref(),
+                    r.organization_name.as_deref(),
+                );
+                // Before DKIM: a flood does not cost a DNS query per message.
+                self.inner
+                    .senders
+                    .check_sender(&sender, std::time::Instant::now())
+                    .map_err(Rejected::RateLimited)?;
                 let claims = Claims {
                     submitter: m.report_submitter.clone(),
                     contact_info: m.reading.report.contact_info.clone(),
@@ -196,6 +278,16 @@ impl Pipeline {
                     .verify(intake.bytes, &claims)
                     .await
                     .map_err(|e| Rejected::Unavailable(e.to_string()))?;
+                // Only a passing signature proves the signer, so only it spends (and is
+                // limited by) that domain's allowance.
+                if verdict.status == DkimStatus::Pass
+                    && let Some(d) = verdict.domain.as_deref()
+                {
+                    self.inner
+                        .senders
+                        .check_dkim_domain(d, std::time::Instant::now())
+                        .map_err(Rejected::RateLimited)?;
+                }
                 let (status, reason) = decide(self.inner.dkim.policy(), &verdict);
                 let mut deviations = m.reading.deviations;
                 if let Some(d) = key_service_deviation(&verdict) {

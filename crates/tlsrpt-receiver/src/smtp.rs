@@ -603,6 +603,11 @@ async fn deliver(msg: &[u8], peer: SocketAddr, pipeline: &Pipeline) -> String {
             tracing::warn!(%peer, reason = %why, "smtp report deferred");
             "451 4.3.0 Temporarily unable to store the report, try again later\r\n".to_string()
         }
+        Err(e @ Rejected::RateLimited(_)) => {
+            // SEC-01: a temporary refusal, so the sending MTA queues the report and retries.
+            tracing::info!(%peer, reason = %e, "smtp report deferred: sender over its limit");
+            format!("451 4.7.1 {}\r\n", one_line(&e.to_string()))
+        }
         Err(e @ (Rejected::BadData { .. } | Rejected::UnsupportedMediaType(_))) => {
             tracing::info!(%peer, reason = %e, "smtp report rejected");
             format!("554 5.6.0 {}\r\n", one_line(&e.to_string()))

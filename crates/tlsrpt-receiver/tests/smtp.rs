@@ -404,3 +404,47 @@ async fn rcv_04_temporary_failure_is_451_so_the_sender_retries() {
     assert_eq!(code, 250, "{text}");
     assert!(text.contains("not verified"), "{text}");
 }
+
+#[tokio::test]
+async fn sec_01_sender_over_its_limit_gets_451_and_the_mta_retries() {
+    let (store, dir) = common::store().await;
+    let dkim = tlsrpt_receiver::dkim::DkimVerifier::new(&tlsrpt_receiver::dkim::DkimConfig {
+        policy: DkimPolicy::Off,
+        ..Default::default()
+    })
+    .unwrap();
+    let pipeline = Pipeline::with_sender_limits(
+        store,
+        tlsrpt_core::read::Limits::default(),
+        dkim,
+        tlsrpt_receiver::senders::SenderLimits {
+            per_submitter_per_minute: 1,
+            new_senders_per_minute: 0,
+            ..Default::default()
+        },
+    );
+    let srv = start_with(pipeline, dir, |_| {}).await;
+    let mut c = connect(srv.addr).await;
+    assert_eq!(c.cmd("EHLO sender.example").await.0, 250);
+    let files = common::testdata(&[".json"]);
+    let report = std::fs::read(&files[0]).unwrap();
+    let mut replies = Vec::new();
+    for submitter in ["google.com", "google.com"] {
+        assert_eq!(c.cmd("MAIL FROM:<noreply@google.com>").await.0, 250);
+        assert_eq!(c.cmd("RCPT TO:<tlsrpt@example.net>").await.0, 250);
+        replies.push(
+            c.data(&common::wrap(&report, Some(submitter), "google.com"))
+                .await,
+        );
+    }
+    assert_eq!(replies[0].0, 250, "{}", replies[0].1);
+    // The second is over the per-submitter limit: a temporary failure naming the sender
+    // (the first already took google.com's allowance, duplicate or not).
+    let (code, text) = &replies[1];
+    assert_eq!(*code, 451, "{text}");
+    assert!(
+        text.starts_with("451 4.7.1 ") && text.contains("google.com"),
+        "{text}"
+    );
+    assert_eq!(c.cmd("NOOP").await.0, 250);
+}

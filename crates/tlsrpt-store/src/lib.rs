@@ -25,8 +25,9 @@ mod received;
 mod sqlite;
 
 pub use received::{
-    DkimStatus, InsertOutcome, ReceivedDetail, ReceivedFailure, ReceivedQuery, ReceivedReport,
-    ReceivedStatus, ReceivedSummary, ReceivedVia, StatusFilter, StoredDeviation, received_cutoff,
+    DkimStatus, InsertOutcome, MAX_SENDER_ROWS, ReceivedDetail, ReceivedFailure, ReceivedQuery,
+    ReceivedReport, ReceivedSender, ReceivedStatus, ReceivedSummary, ReceivedVia, StatusFilter,
+    StoredDeviation, received_cutoff,
 };
 
 /// Why a store operation failed.

@@ -337,6 +337,35 @@ impl Store {
             Backend::Sqlite(s) => prune(s, cutoff).await,
         }
     }
+
+    /// Who sent the reports stored (not rejected) since `since`: one row per distinct
+    /// (submitter header, contact-info, organization-name) with its number of reports, most
+    /// first, at most [`MAX_SENDER_ROWS`]. The receiver ranks its top senders from these
+    /// (REQUIREMENTS SEC-01: keep capacity in reserve for the top senders).
+    pub async fn received_senders(
+        &self,
+        since: Timestamp,
+    ) -> Result<Vec<ReceivedSender>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => senders(s, since).await,
+        }
+    }
+}
+
+/// Most rows [`Store::received_senders`] returns.
+pub const MAX_SENDER_ROWS: u32 = 10_000;
+
+/// One group of [`Store::received_senders`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReceivedSender {
+    /// The mail's `TLS-Report-Submitter` header (`None` for HTTPS).
+    pub submitter: Option<String>,
+    /// `contact-info`.
+    pub contact_info: Option<String>,
+    /// `organization-name` (empty when the report had none).
+    pub organization_name: String,
+    /// Reports stored in the window.
+    pub reports: u64,
 }
 
 /// The cut-off for [`Store::prune_received`] when reports are kept `retention_days` days:
@@ -1102,6 +1131,30 @@ async fn prune(s: &SqliteStore, cutoff: Timestamp) -> Result<u64, StoreError> {
         .await
         .map_err(|e| classify("committing the received-report prune", e))?;
     Ok(n)
+}
+
+async fn senders(s: &SqliteStore, since: Timestamp) -> Result<Vec<ReceivedSender>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT submitter, contact_info, organization_name, count(*) AS n \
+         FROM received_reports WHERE status = 'stored' AND received_at >= ? \
+         GROUP BY submitter, contact_info, organization_name ORDER BY n DESC LIMIT ?",
+    )
+    .bind(ts_text(since))
+    .bind(i64::from(MAX_SENDER_ROWS))
+    .fetch_all(s.pool())
+    .await
+    .map_err(|e| classify("counting received reports by sender", e))?;
+    rows.iter()
+        .map(|row| {
+            let get = |e| classify("reading a sender row", e);
+            Ok(ReceivedSender {
+                submitter: row.try_get("submitter").map_err(get)?,
+                contact_info: row.try_get("contact_info").map_err(get)?,
+                organization_name: row.try_get("organization_name").map_err(get)?,
+                reports: from_sql("report count", row.try_get("n").map_err(get)?)?,
+            })
+        })
+        .collect()
 }
 
 async fn get_raw(s: &SqliteStore, id: i64) -> Result<Option<Vec<u8>>, StoreError> {

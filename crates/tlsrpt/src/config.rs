@@ -117,6 +117,10 @@ pub struct ReceiverConfig {
     /// names the client for the per-client rate limit (REQUIREMENTS SEC-01); empty: the
     /// header is ignored.
     pub trusted_proxies: Vec<tlsrpt_receiver::http::IpNet>,
+    /// `reports_per_minute_per_submitter`, `reports_per_minute_per_dkim_domain`,
+    /// `new_sender_reports_per_minute`, `top_senders`: the sender limits of `serve`'s
+    /// intakes (REQUIREMENTS SEC-01, `tlsrpt_receiver::senders`); a rate of 0 is off.
+    pub sender_limits: tlsrpt_receiver::senders::SenderLimits,
     /// `[receiver.smtp]`: the SMTP/LMTP listener for report mail; `None` when absent.
     pub smtp: Option<ReceiverSmtpConfig>,
     /// `[receiver.imap]`: IMAP polling of a report mailbox; `None` when absent.
@@ -398,6 +402,10 @@ struct RawReceiver {
     retention_days: Option<u32>,
     #[serde(default)]
     trusted_proxies: Vec<String>,
+    reports_per_minute_per_submitter: Option<u32>,
+    reports_per_minute_per_dkim_domain: Option<u32>,
+    new_sender_reports_per_minute: Option<u32>,
+    top_senders: Option<usize>,
     smtp: Option<RawReceiverSmtp>,
     imap: Option<RawReceiverImap>,
 }
@@ -677,6 +685,21 @@ fn receiver(r: RawReceiver, base: &Path) -> anyhow::Result<ReceiverConfig> {
             .unwrap_or(DEFAULT_MAILDIR_INTERVAL),
         retention_days: r.retention_days.unwrap_or(DEFAULT_RECEIVER_RETENTION_DAYS),
         trusted_proxies,
+        sender_limits: {
+            let d = tlsrpt_receiver::senders::SenderLimits::default();
+            tlsrpt_receiver::senders::SenderLimits {
+                per_submitter_per_minute: r
+                    .reports_per_minute_per_submitter
+                    .unwrap_or(d.per_submitter_per_minute),
+                per_dkim_domain_per_minute: r
+                    .reports_per_minute_per_dkim_domain
+                    .unwrap_or(d.per_dkim_domain_per_minute),
+                new_senders_per_minute: r
+                    .new_sender_reports_per_minute
+                    .unwrap_or(d.new_senders_per_minute),
+                top_senders: r.top_senders.unwrap_or(d.top_senders),
+            }
+        },
     })
 }
 
@@ -969,6 +992,36 @@ socket = "/var/spool/postfix/run/tlsrpt/tlsrpt.sock"
 
     /// REQUIREMENTS SEC-01: `trusted_proxies` takes addresses and CIDR ranges; a bad entry
     /// stops the load with the key and the entry named.
+    #[test]
+    fn sec_01_receiver_sender_limits() {
+        use tlsrpt_receiver::senders::SenderLimits;
+        let r = Config::from_toml(
+            "[receiver]\nreports_per_minute_per_submitter = 10\n\
+             reports_per_minute_per_dkim_domain = 0\nnew_sender_reports_per_minute = 5\n\
+             top_senders = 3\n",
+            Path::new("/"),
+        )
+        .unwrap()
+        .receiver
+        .unwrap();
+        assert_eq!(
+            r.sender_limits,
+            SenderLimits {
+                per_submitter_per_minute: 10,
+                per_dkim_domain_per_minute: 0,
+                new_senders_per_minute: 5,
+                top_senders: 3,
+            }
+        );
+        let d = Config::defaults().receiver.unwrap();
+        assert_eq!(d.sender_limits, SenderLimits::default());
+        let e = format!(
+            "{:#}",
+            Config::from_toml("[receiver]\ntop_senders = -1\n", Path::new("/")).unwrap_err()
+        );
+        assert!(e.contains("top_senders"), "{e}");
+    }
+
     #[test]
     fn sec_01_receiver_trusted_proxies() {
         let r = Config::from_toml(

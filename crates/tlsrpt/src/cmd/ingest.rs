@@ -341,7 +341,9 @@ async fn one_file(pipeline: &Pipeline, path: &Path) -> Fate {
         Ok(Accepted::Quarantined { id, reason }) => {
             Fate::Quarantined(format!("kept as rejected report {id}: {reason}"))
         }
-        Err(e @ Rejected::Unavailable(_)) => Fate::Deferred(e.to_string()),
+        Err(e @ (Rejected::Unavailable(_) | Rejected::RateLimited(_))) => {
+            Fate::Deferred(e.to_string())
+        }
         Err(e) => Fate::Rejected(e.to_string()),
     }
 }

@@ -39,6 +39,28 @@ fn http_config(r: &ReceiverConfig) -> anyhow::Result<HttpConfig> {
     Ok(cfg)
 }
 
+/// How often the top senders (REQUIREMENTS SEC-01) are re-read from the store.
+const TOP_SENDERS_EVERY: Duration = Duration::from_secs(3600);
+
+/// Loads the top senders from the store at start and hourly until `stop`, so the senders we
+/// usually hear from keep their reserve when unfamiliar ones flood (`tlsrpt_receiver::senders`).
+/// A failure is logged and retried at the next turn; until then the previous list stays.
+fn refresh_top_senders(pipeline: Arc<Pipeline>, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(TOP_SENDERS_EVERY);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.changed() => return,
+            }
+            match pipeline.refresh_top_senders().await {
+                Ok(n) => tracing::debug!(top_senders = n, "top senders reloaded"),
+                Err(e) => tracing::warn!(error = %e, "reloading the top senders failed"),
+            }
+        }
+    })
+}
+
 /// The API's settings from `[web]`: the token read from `token_file`, and the rule that a
 /// non-loopback listener needs one.
 pub(super) fn web_settings(w: &WebConfig) -> anyhow::Result<ApiConfig> {
@@ -87,7 +109,13 @@ pub(super) async fn start(
             }
             _ => None,
         };
-        let pipeline = Arc::new(Pipeline::new(store.clone(), limits, dkim));
+        let pipeline = Arc::new(Pipeline::with_sender_limits(
+            store.clone(),
+            limits,
+            dkim,
+            r.sender_limits,
+        ));
+        tasks.push(refresh_top_senders(pipeline.clone(), stop.clone()));
         let listener = tokio::net::TcpListener::bind(&r.listen)
             .await
             .with_context(|| format!("[receiver] listen = {:?}: cannot bind", r.listen))?;
@@ -96,6 +124,7 @@ pub(super) async fn start(
             path = %cfg.path,
             tls = tls.is_some(),
             dkim = ?r.dkim,
+            sender_limits = ?r.sender_limits,
             trusted_proxies = ?r.trusted_proxies.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
             "receiver listening"
         );

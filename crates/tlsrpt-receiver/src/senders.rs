@@ -1,0 +1,362 @@
+//! Flood defences keyed on who sent a report (REQUIREMENTS SEC-01, RCV-07): reports per
+//! submitter, reports per DKIM signing domain, and a shared allowance for senders we have not
+//! seen much of, so that the senders we usually hear from keep capacity in reserve.
+//!
+//! Why: RFC 8460 §7 warns that an attacker can flood a published `rua` to hide the real
+//! reports among junk. The per-client limit of the HTTPS endpoint ([`crate::limits`]) stops
+//! one address; these limits stop one *identity* (many addresses claiming one submitter, or
+//! mail signed by one domain) and bound what all unfamiliar senders together can add:
+//!
+//! * **per submitter**: the sender's organisational domain, from the mail's
+//!   `TLS-Report-Submitter` header (RFC 8460 §5.3), else `contact-info`, else the
+//!   `organization-name` ([`sender_key`]);
+//! * **per DKIM domain**: the organisational domain of a *passing* signature's `d=` (a failing
+//!   signature proves nothing, so it cannot spend a real signer's allowance);
+//! * **new senders**: one bucket shared by every sender outside the top senders, the
+//!   `top_senders` submitters with the most stored reports over the last 30 days
+//!   ([`SenderLimiter::set_top_senders`], refreshed from the store by `serve`). A flood from
+//!   many invented submitters drains this bucket, not the reserve of the senders we know.
+//!
+//! A report over a limit is refused as temporary ([`Limited`]): HTTP 429 with `Retry-After`,
+//! SMTP 451, exit 75 from `tlsrpt ingest`, left in the mailbox by IMAP and maildir, so a real
+//! sender retries and nothing is lost. Limits are per process: `tlsrpt ingest` run once per
+//! message from an MTA pipe starts fresh each time, and there the MTA's own concurrency and
+//! rate limits apply.
+//!
+//! Known weakness, as with any unauthenticated endpoint: an HTTPS report can *claim* any
+//! submitter, so a flood claiming a top sender's name spends that sender's per-submitter
+//! allowance (its reports are then delayed, not lost). Mail signed by the top sender is
+//! separately limited by its DKIM domain, which an attacker cannot claim.
+
+use std::collections::HashSet;
+use std::sync::RwLock;
+use std::time::Instant;
+
+use tlsrpt_core::naming::contact_domain;
+
+use crate::dkim::organizational_domain;
+use crate::limits::{Decision, RateLimiter};
+
+/// Default reports per minute per submitter (bursts of the same size). A big sender sends one
+/// report per policy domain per day, mostly in the first hours of the UTC day: 600 a minute
+/// lets a receiver for 10,000 domains take Google's batch in under 20 minutes.
+pub const DEFAULT_PER_SUBMITTER_PER_MINUTE: u32 = 600;
+/// Default reports per minute per DKIM signing domain.
+pub const DEFAULT_PER_DKIM_DOMAIN_PER_MINUTE: u32 = 600;
+/// Default reports per minute shared by all senders outside the top senders.
+pub const DEFAULT_NEW_SENDERS_PER_MINUTE: u32 = 300;
+/// Default number of top senders kept out of the shared new-sender allowance.
+pub const DEFAULT_TOP_SENDERS: usize = 100;
+/// How far back the store is asked for the top senders.
+pub const TOP_SENDERS_WINDOW_DAYS: u32 = 30;
+/// Submitters and DKIM domains tracked at once by each limiter.
+const MAX_TRACKED: usize = 100_000;
+
+/// The limits, from `[receiver]`. A rate of 0 switches that limit off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SenderLimits {
+    /// Reports per minute per submitter.
+    pub per_submitter_per_minute: u32,
+    /// Reports per minute per (passing) DKIM signing domain.
+    pub per_dkim_domain_per_minute: u32,
+    /// Reports per minute shared by every sender outside the top senders.
+    pub new_senders_per_minute: u32,
+    /// How many of the most frequent senders are kept out of the shared allowance.
+    pub top_senders: usize,
+}
+
+impl Default for SenderLimits {
+    fn default() -> Self {
+        SenderLimits {
+            per_submitter_per_minute: DEFAULT_PER_SUBMITTER_PER_MINUTE,
+            per_dkim_domain_per_minute: DEFAULT_PER_DKIM_DOMAIN_PER_MINUTE,
+            new_senders_per_minute: DEFAULT_NEW_SENDERS_PER_MINUTE,
+            top_senders: DEFAULT_TOP_SENDERS,
+        }
+    }
+}
+
+impl SenderLimits {
+    /// Every limit off (benchmarks; deployments that limit elsewhere).
+    pub fn off() -> Self {
+        SenderLimits {
+            per_submitter_per_minute: 0,
+            per_dkim_domain_per_minute: 0,
+            new_senders_per_minute: 0,
+            top_senders: 0,
+        }
+    }
+}
+
+/// A report refused for now because its sender is over a limit (REQUIREMENTS SEC-01).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limited {
+    /// Which limit: `"submitter"`, `"dkim-domain"` or `"new-senders"`.
+    pub limit: &'static str,
+    /// The key that is over it (a domain, `org:<name>`, or `unknown`).
+    pub key: String,
+    /// Seconds until one more report would be taken.
+    pub retry_after_secs: u64,
+}
+
+/// The per-sender limiters of one pipeline.
+#[derive(Debug)]
+pub struct SenderLimiter {
+    limits: SenderLimits,
+    per_submitter: RateLimiter<String>,
+    per_dkim_domain: RateLimiter<String>,
+    new_senders: RateLimiter<()>,
+    top: RwLock<HashSet<String>>,
+}
+
+impl SenderLimiter {
+    /// Limiters for `limits`, with no top senders known yet.
+    pub fn new(limits: SenderLimits) -> Self {
+        SenderLimiter {
+            limits,
+            per_submitter: RateLimiter::new(limits.per_submitter_per_minute, MAX_TRACKED),
+            per_dkim_domain: RateLimiter::new(limits.per_dkim_domain_per_minute, MAX_TRACKED),
+            new_senders: RateLimiter::new(limits.new_senders_per_minute, 1),
+            top: RwLock::new(HashSet::new()),
+        }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> SenderLimits {
+        self.limits
+    }
+
+    /// Replaces the top senders with the first `top_senders` keys of `ranked` (most reports
+    /// first, as [`rank_senders`] returns them).
+    pub fn set_top_senders(&self, ranked: impl IntoIterator<Item = String>) {
+        let set: HashSet<String> = ranked.into_iter().take(self.limits.top_senders).collect();
+        *self.top.write().unwrap_or_else(|p| p.into_inner()) = set;
+    }
+
+    /// How many top senders are known.
+    pub fn top_senders_len(&self) -> usize {
+        self.top.read().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// True when `key` is one of the top senders.
+    pub fn is_top_sender(&self, key: &str) -> bool {
+        self.top
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(key)
+    }
+
+    /// Counts one report by `sender` (a [`sender_key`]) at `now`: first against the
+    /// submitter's own allowance, then, for a sender outside the top senders, against the
+    /// shared new-sender allowance.
+    pub fn check_sender(&self, sender: &str, now: Instant) -> Result<(), Limited> {
+        let limited = |limit, retry_after_secs| Limited {
+            limit,
+            key: sender.to_owned(),
+            retry_after_secs,
+        };
+        if let Decision::Deny { retry_after_secs } =
+            self.per_submitter.check_key(&sender.to_owned(), now)
+        {
+            return Err(limited("submitter", retry_after_secs));
+        }
+        if !self.is_top_sender(sender)
+            && let Decision::Deny { retry_after_secs } = self.new_senders.check_key(&(), now)
+        {
+            return Err(limited("new-senders", retry_after_secs));
+        }
+        Ok(())
+    }
+
+    /// Counts one report signed (with a passing signature) by `dkim_domain` at `now`, keyed
+    /// on its organisational domain.
+    pub fn check_dkim_domain(&self, dkim_domain: &str, now: Instant) -> Result<(), Limited> {
+        let key = organizational_domain(dkim_domain);
+        match self.per_dkim_domain.check_key(&key, now) {
+            Decision::Allow => Ok(()),
+            Decision::Deny { retry_after_secs } => Err(Limited {
+                limit: "dkim-domain",
+                key,
+                retry_after_secs,
+            }),
+        }
+    }
+}
+
+/// Who sent a report, for the limits: the organisational domain of the `TLS-Report-Submitter`
+/// header (mail, RFC 8460 §5.3), else of the `contact-info`, else `org:` and the
+/// `organization-name` in lower case (at most 64 characters), else `unknown`. Subdomains of
+/// one organisation share a key, so rotating host names does not multiply the allowance.
+pub fn sender_key(
+    submitter: Option<&str>,
+    contact_info: Option<&str>,
+    organization_name: Option<&str>,
+) -> String {
+    let domain = submitter
+        .and_then(|s| tlsrpt_core::domain::normalize(s.trim()).ok())
+        .or_else(|| contact_info.and_then(contact_domain));
+    if let Some(d) = domain {
+        return organizational_domain(&d);
+    }
+    match organization_name.map(str::trim) {
+        Some(name) if !name.is_empty() => {
+            let mut key = String::from("org:");
+            key.extend(name.chars().take(64).flat_map(char::to_lowercase));
+            key
+        }
+        _ => "unknown".to_owned(),
+    }
+}
+
+/// Ranks senders by reports: `rows` are (submitter header, contact-info, organization-name,
+/// reports) groups as the store counts them; the result is each [`sender_key`] once, most
+/// reports first (ties by key, so the order is stable).
+pub fn rank_senders<'a>(
+    rows: impl IntoIterator<Item = (Option<&'a str>, Option<&'a str>, Option<&'a str>, u64)>,
+) -> Vec<String> {
+    let mut totals: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+    for (submitter, contact_info, organization_name, n) in rows {
+        *totals
+            .entry(sender_key(submitter, contact_info, organization_name))
+            .or_default() += n;
+    }
+    let mut ranked: Vec<(String, u64)> = totals.into_iter().collect();
+    ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    ranked.into_iter().map(|(k, _)| k).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn sec_01_sender_key_prefers_header_then_contact_then_name() {
+        let google = (Some("smtp-tls-reporting@google.com"), Some("Google Inc."));
+        assert_eq!(
+            sender_key(Some("Mail.Google.COM"), google.0, google.1),
+            "google.com"
+        );
+        assert_eq!(sender_key(None, google.0, google.1), "google.com");
+        let odd = (Some("call us maybe"), Some("Example  Mailer"));
+        assert_eq!(sender_key(None, odd.0, odd.1), "org:example  mailer");
+        assert_eq!(
+            sender_key(Some("not a domain!"), odd.0, odd.1),
+            "org:example  mailer"
+        );
+        assert_eq!(sender_key(None, None, None), "unknown");
+        assert_eq!(
+            sender_key(None, Some("tlsrpt@reports.example.co.uk"), Some(" ")),
+            "example.co.uk"
+        );
+        let long = "X".repeat(500);
+        assert_eq!(sender_key(None, None, Some(&long)).len(), 4 + 64);
+    }
+
+    #[test]
+    fn sec_01_per_submitter_burst_then_retry_after() {
+        let l = SenderLimiter::new(SenderLimits {
+            per_submitter_per_minute: 3,
+            new_senders_per_minute: 0,
+            ..SenderLimits::default()
+        });
+        let t0 = Instant::now();
+        for _ in 0..3 {
+            assert_eq!(l.check_sender("example.com", t0), Ok(()));
+        }
+        let e = l.check_sender("example.com", t0).unwrap_err();
+        assert_eq!(e.limit, "submitter");
+        assert_eq!(e.key, "example.com");
+        assert_eq!(e.retry_after_secs, 20);
+        // Another submitter is not affected; 20 s later one report is taken again.
+        assert_eq!(l.check_sender("example.org", t0), Ok(()));
+        assert_eq!(
+            l.check_sender("example.com", t0 + Duration::from_secs(20)),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn sec_01_top_senders_keep_capacity_when_new_senders_flood() {
+        let l = SenderLimiter::new(SenderLimits {
+            per_submitter_per_minute: 100,
+            new_senders_per_minute: 5,
+            top_senders: 2,
+            ..SenderLimits::default()
+        });
+        l.set_top_senders([
+            "google.com".to_owned(),
+            "microsoft.com".to_owned(),
+            "x.example".to_owned(),
+        ]);
+        assert!(l.is_top_sender("google.com") && l.is_top_sender("microsoft.com"));
+        assert!(
+            !l.is_top_sender("x.example"),
+            "only the first top_senders count"
+        );
+        let t0 = Instant::now();
+        // Invented submitters share five reports a minute between them.
+        let mut taken = 0;
+        for i in 0..50 {
+            if l.check_sender(&format!("flood{i}.example"), t0).is_ok() {
+                taken += 1;
+            }
+        }
+        assert_eq!(taken, 5);
+        let e = l.check_sender("flood99.example", t0).unwrap_err();
+        assert_eq!(e.limit, "new-senders");
+        // The top senders are still served, up to their own allowance.
+        for _ in 0..100 {
+            assert_eq!(l.check_sender("google.com", t0), Ok(()));
+        }
+        assert_eq!(l.check_sender("microsoft.com", t0), Ok(()));
+        assert_eq!(
+            l.check_sender("google.com", t0).unwrap_err().limit,
+            "submitter"
+        );
+    }
+
+    #[test]
+    fn sec_01_dkim_domain_keyed_on_organisational_domain() {
+        let l = SenderLimiter::new(SenderLimits {
+            per_dkim_domain_per_minute: 2,
+            ..SenderLimits::default()
+        });
+        let t0 = Instant::now();
+        assert_eq!(l.check_dkim_domain("a.google.com", t0), Ok(()));
+        assert_eq!(l.check_dkim_domain("B.google.com", t0), Ok(()));
+        let e = l.check_dkim_domain("google.com", t0).unwrap_err();
+        assert_eq!((e.limit, e.key.as_str()), ("dkim-domain", "google.com"));
+        assert_eq!(l.check_dkim_domain("microsoft.com", t0), Ok(()));
+    }
+
+    #[test]
+    fn zero_switches_limits_off() {
+        let l = SenderLimiter::new(SenderLimits::off());
+        let t0 = Instant::now();
+        for i in 0..10_000 {
+            assert_eq!(l.check_sender(&format!("s{i}.example"), t0), Ok(()));
+            assert_eq!(l.check_dkim_domain("example.com", t0), Ok(()));
+        }
+    }
+
+    #[test]
+    fn sec_01_rank_senders_merges_keys_and_orders_by_reports() {
+        let rows = [
+            (
+                None,
+                Some("smtp-tls-reporting@google.com"),
+                Some("Google"),
+                10,
+            ),
+            (Some("google.com"), None, Some("Google"), 5),
+            (None, Some("tlsrpt@microsoft.com"), Some("Microsoft"), 12),
+            (None, None, Some("Tiny"), 1),
+            (None, None, Some("Alpha"), 1),
+        ];
+        assert_eq!(
+            rank_senders(rows),
+            ["google.com", "microsoft.com", "org:alpha", "org:tiny"]
+        );
+    }
+}

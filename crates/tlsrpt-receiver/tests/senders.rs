@@ -1,0 +1,256 @@
+//! Sender limits end to end (REQUIREMENTS SEC-01, RCV-07): per submitter and per shared
+//! new-sender allowance over the real HTTP endpoint and SQLite store, and per DKIM domain for
+//! mail signed in the test with a key served by an in-process DNS server.
+
+mod common;
+mod serverkit;
+
+use std::sync::Arc;
+
+use reqwest::StatusCode;
+use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
+use tlsrpt_core::read::Limits;
+use tlsrpt_receiver::dkim::{DkimConfig, DkimPolicy, DkimVerifier};
+use tlsrpt_receiver::http::{self, HttpConfig};
+use tlsrpt_receiver::pipeline::{Accepted, Intake, Pipeline, Rejected, Via};
+use tlsrpt_receiver::senders::SenderLimits;
+use tlsrpt_store::{ReceivedQuery, StatusFilter, Store};
+
+/// A report from `contact` (its contact-info) with this report-id.
+fn report(contact: &str, org: &str, report_id: &str) -> Vec<u8> {
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&serverkit::report_json(org, report_id)).unwrap();
+    v["contact-info"] = contact.into();
+    serde_json::to_vec(&v).unwrap()
+}
+
+fn mail(bytes: &[u8]) -> Intake<'_> {
+    Intake {
+        bytes,
+        via: Via::Mail,
+        content_type: None,
+        content_encoding: None,
+        peer: None,
+    }
+}
+
+fn no_dkim() -> DkimVerifier {
+    DkimVerifier::new(&DkimConfig {
+        policy: DkimPolicy::Off,
+        ..DkimConfig::default()
+    })
+    .unwrap()
+}
+
+/// The endpoint on 127.0.0.1 with `pipeline` and no per-address limit; returns its URL.
+async fn serve(pipeline: Arc<Pipeline>) -> (String, tokio::sync::oneshot::Sender<()>) {
+    let cfg = HttpConfig {
+        rate_per_minute: 0,
+        ..HttpConfig::default()
+    };
+    let url = format!("http://{{}}{}", cfg.path);
+    let router = http::router(pipeline, cfg);
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = url.replace("{}", &l.local_addr().unwrap().to_string());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        http::serve(l, router, None, async {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+    });
+    (url, stop)
+}
+
+async fn post(c: &reqwest::Client, url: &str, body: Vec<u8>) -> reqwest::Response {
+    c.post(url)
+        .header(CONTENT_TYPE, "application/tlsrpt+json")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn stored(store: &Store) -> usize {
+    store
+        .list_received(&ReceivedQuery {
+            status: StatusFilter::All,
+            ..ReceivedQuery::default()
+        })
+        .await
+        .unwrap()
+        .len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sec_01_per_submitter_limit_answers_429_with_retry_after_and_stores_nothing() {
+    let (store, _dir, _) = serverkit::temp_store().await;
+    let p = Arc::new(Pipeline::with_sender_limits(
+        store.clone(),
+        Limits::default(),
+        no_dkim(),
+        SenderLimits {
+            per_submitter_per_minute: 3,
+            new_senders_per_minute: 0,
+            ..SenderLimits::default()
+        },
+    ));
+    let (url, _stop) = serve(p).await;
+    let c = serverkit::client();
+    // Three reports from one submitter (two host names of one organisation) are stored.
+    for (i, contact) in [
+        "tlsrpt@a.sender.example",
+        "tlsrpt@b.sender.example",
+        "x@sender.example",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let r = post(&c, &url, report(contact, "Sender", &format!("r{i}"))).await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+    }
+    // The fourth is refused for now, with a reason naming the sender and when to retry.
+    let r = post(&c, &url, report("tlsrpt@sender.example", "Sender", "r3")).await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(r.headers()[RETRY_AFTER], "20");
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["limit"], "submitter", "{v}");
+    let msg = v["error"].as_str().unwrap();
+    assert!(
+        msg.contains("sender.example") && msg.contains("retry"),
+        "{msg}"
+    );
+    // Another submitter is served.
+    let r = post(&c, &url, report("tlsrpt@other.example", "Other", "o1")).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(stored(&store).await, 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sec_01_top_senders_keep_their_reserve_while_new_senders_flood() {
+    let (store, _dir, _) = serverkit::temp_store().await;
+    // History: Google sent three reports, Microsoft one (stored without limits).
+    let history = Pipeline::new(store.clone(), Limits::default(), no_dkim());
+    for (contact, id) in [
+        ("smtp-tls-reporting@google.com", "g1"),
+        ("smtp-tls-reporting@google.com", "g2"),
+        ("smtp-tls-reporting@google.com", "g3"),
+        ("tlsrpt@microsoft.com", "m1"),
+    ] {
+        let body = report(contact, "Big", id);
+        let got = history
+            .ingest(Intake {
+                bytes: &body,
+                via: Via::Https,
+                content_type: Some("application/tlsrpt+json"),
+                content_encoding: None,
+                peer: None,
+            })
+            .await
+            .unwrap();
+        assert!(matches!(got, Accepted::Stored { .. }));
+    }
+    let p = Arc::new(Pipeline::with_sender_limits(
+        store.clone(),
+        Limits::default(),
+        no_dkim(),
+        SenderLimits {
+            per_submitter_per_minute: 100,
+            new_senders_per_minute: 2,
+            top_senders: 1,
+            ..SenderLimits::default()
+        },
+    ));
+    assert_eq!(p.refresh_top_senders().await.unwrap(), 1);
+    assert!(p.senders().is_top_sender("google.com"));
+    assert!(
+        !p.senders().is_top_sender("microsoft.com"),
+        "only the top 1"
+    );
+    let (url, _stop) = serve(p).await;
+    let c = serverkit::client();
+    // Invented submitters share two reports a minute between them.
+    let mut codes = Vec::new();
+    for i in 0..10 {
+        let contact = format!("x@flood{i}.example");
+        let r = post(&c, &url, report(&contact, "Flood", &format!("f{i}"))).await;
+        codes.push(r.status().as_u16());
+        if r.status() == StatusCode::TOO_MANY_REQUESTS {
+            let v: serde_json::Value = r.json().await.unwrap();
+            assert_eq!(v["limit"], "new-senders", "{v}");
+        }
+    }
+    assert_eq!(codes, [201, 201, 429, 429, 429, 429, 429, 429, 429, 429]);
+    // Microsoft is not a top sender here, so it waits with the flood; Google does not.
+    let r = post(&c, &url, report("tlsrpt@microsoft.com", "Big", "m2")).await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    for i in 4..10 {
+        let body = report("smtp-tls-reporting@google.com", "Big", &format!("g{i}"));
+        assert_eq!(post(&c, &url, body).await.status(), StatusCode::CREATED);
+    }
+    assert_eq!(stored(&store).await, 4 + 2 + 6);
+}
+
+#[tokio::test]
+async fn sec_01_passing_dkim_domain_limit_is_a_temporary_failure() {
+    let keys = common::Keys::new();
+    let dns = common::dns(&keys).await;
+    let (store, _dir) = common::store().await;
+    let v = DkimVerifier::new(&DkimConfig {
+        policy: DkimPolicy::Prefer,
+        nameservers: vec![dns.addr()],
+        trusted_authserv_id: None,
+        timeout: Some(std::time::Duration::from_secs(2)),
+    })
+    .unwrap();
+    let p = Pipeline::with_sender_limits(
+        store.clone(),
+        Limits::default(),
+        v,
+        SenderLimits {
+            per_submitter_per_minute: 100,
+            per_dkim_domain_per_minute: 2,
+            new_senders_per_minute: 0,
+            top_senders: 0,
+        },
+    );
+    let signed = |id: &str| {
+        common::sign(
+            &common::wrap(
+                &report("tlsrpt@sender.example", "Sender", id),
+                Some("sender.example"),
+                "sender.example",
+            ),
+            &keys,
+            common::Alg::Rsa,
+            "sender.example",
+            "rsa",
+            false,
+        )
+    };
+    for id in ["s1", "s2"] {
+        let m = signed(id);
+        let got = p.ingest(mail(&m)).await.unwrap();
+        assert!(matches!(got, Accepted::Stored { .. }), "{got:?}");
+    }
+    // A forged copy (body changed after signing) fails DKIM: it is stored as unverified under
+    // `prefer` and does not spend the real signer's allowance.
+    let mut forged = signed("forged");
+    let at = forged.len() - 40;
+    forged[at] = if forged[at] == b'A' { b'B' } else { b'A' };
+    let got = p.ingest(mail(&forged)).await;
+    assert!(!matches!(got, Err(Rejected::RateLimited(_))), "{got:?}");
+    // The third passing signature by sender.example is over its limit: retry later.
+    let m = signed("s3");
+    let got = p.ingest(mail(&m)).await;
+    let Err(e @ Rejected::RateLimited(_)) = got else {
+        panic!("expected a rate limit, got {got:?}");
+    };
+    assert_eq!(e.sysexit(), 75);
+    let Rejected::RateLimited(l) = &e else {
+        unreachable!()
+    };
+    assert_eq!((l.limit, l.key.as_str()), ("dkim-domain", "sender.example"));
+    assert!(e.to_string().contains("DKIM domain sender.example"), "{e}");
+}
