@@ -2,8 +2,9 @@
 """Regenerate docs/CONFORMANCE.md from shared/spec/REQUIREMENTS.md and the test names.
 
 Every checklist ID in REQUIREMENTS.md gets a row. A test proves a rule when its function name
-starts with the rule's ID in lower case (`fn dns_04_two_records_give_none`). Rules no test
-covers yet name the issue that will cover them. `crates/tlsrpt-core/tests/conformance.rs`
+starts with the rule's ID in lower case (`fn dns_04_two_records_give_none`). A page under docs/
+documents a rule that is advice to the operator rather than behaviour when it carries
+`<!-- documents: RCV-12, SEC-06 -->`. Other rules say that no rule-named test covers them yet. `crates/tlsrpt-core/tests/conformance.rs`
 fails when a listed test no longer exists or a MUST/SHOULD row is missing, so this file
 cannot silently drift from the code.
 
@@ -17,22 +18,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REQ = os.path.join(ROOT, "..", "shared", "spec", "REQUIREMENTS.md")
 OUT = os.path.join(ROOT, "docs", "CONFORMANCE.md")
 
-# Where the rules that no test covers yet will be covered (the tracker's issue numbers).
-PLANNED = {
-    "TERM": "issue 4 (reporter)",
-    "DNS": "issue 4 (reporter: live lookup)",
-    "JSON": "issue 4 (reporter)",
-    "RT": "issue 4 (reporter)",
-    "RPT": "issue 4 (reporter)",
-    "DLV": "issue 4 (reporter)",
-    "HTTP": "issue 4 (reporter) / issue 5 (receiver)",
-    "MAIL": "issue 4 (reporter)",
-    "RCV": "issue 5 (receiver)",
-    "IANA": "registrations (no code)",
-    "SEC": "issue 4 / issue 5",
-    "STS": "issue 4 (check, reporter)",
-    "DANE": "issue 4 (check, reporter)",
+# Rules with no code to test by nature.
+NO_CODE = {
+    "IANA": "an IANA registration: nothing to implement",
 }
+DOC_MARK = re.compile(r"<!--\s*documents:\s*([A-Z0-9, -]+?)\s*-->")
 
 ITEM = re.compile(r"^- \[ \] \*\*([A-Z]+-\d+)\*\* · (.*)$")
 LEADING_IDS = re.compile(r"(?:[a-z]+_\d\d_)+")
@@ -88,6 +78,20 @@ def tests():
     return found
 
 
+def documented():
+    """Rule ID -> the docs pages that document it (`<!-- documents: ID, ID -->`)."""
+    found = {}
+    docs = os.path.join(ROOT, "docs")
+    for name in sorted(os.listdir(docs)):
+        if not name.endswith(".md") or name == "CONFORMANCE.md":
+            continue
+        with open(os.path.join(docs, name), encoding="utf-8") as f:
+            for m in DOC_MARK.finditer(f.read()):
+                for rid in m.group(1).split(","):
+                    found.setdefault(rid.strip(), []).append("docs/" + name)
+    return found
+
+
 def is_must_should(level):
     return any(k in level for k in ("MUST", "SHOULD", "SHALL", "RECOMMENDED"))
 
@@ -95,6 +99,7 @@ def is_must_should(level):
 def main():
     reqs = requirements()
     found = tests()
+    docs = documented()
     lines = [
         "# Conformance: REQUIREMENTS.md IDs and the tests that prove them",
         "",
@@ -113,10 +118,12 @@ def main():
     lines.append("| ID | Level | Side | Rule | Tests |")
     lines.append("|---|---|---|---|---|")
     for rid, section, level, side, text in reqs:
-        if rid in found:
-            cell = "<br>".join(f"`{fn}` ({rel})" for fn, rel in found[rid])
+        parts = [f"`{fn}` ({rel})" for fn, rel in found.get(rid, [])]
+        parts += [f"documented in {page}" for page in docs.get(rid, [])]
+        if parts:
+            cell = "<br>".join(parts)
         else:
-            cell = "not yet: " + PLANNED.get(rid.split("-")[0], "later")
+            cell = NO_CODE.get(rid.split("-")[0], "no rule-named test yet")
         lines.append(f"| {rid} | {level} | {side} | {section}: {text} | {cell} |")
     with open(OUT, "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")

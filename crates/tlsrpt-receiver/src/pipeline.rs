@@ -15,13 +15,17 @@
 //! 3. **Sender limits** ([`crate::senders`], REQUIREMENTS SEC-01): reports per submitter,
 //!    per passing DKIM domain, and for senders outside the top senders together. Over a limit
 //!    is [`Rejected::RateLimited`], a temporary refusal. Off unless configured
-//!    ([`Pipeline::with_sender_limits`]; `serve` turns them on).
+//!    ([`PipelineOptions`]; `serve` turns them on).
 //! 4. **DKIM** (mail only, RFC 8460 §3): see [`crate::dkim`]. Under `require` a report that
 //!    does not pass is kept with status `rejected` and the reason ([`Accepted::Quarantined`]):
 //!    never silently dropped. Under `prefer` it is stored, marked with its DKIM result. A DNS
 //!    failure that prevents a verdict is [`Rejected::Unavailable`] (retry later), not a
 //!    rejection.
-//! 5. **Storage**: de-duplicated by the database (REQUIREMENTS RCV-09); the original bytes are
+//! 5. **Our domains** (REQUIREMENTS RCV-10, HTTP-07), when configured: a report none of
+//!    whose policy domains is ours is kept as rejected with the reason (like a DKIM failure);
+//!    a policy for a foreign domain inside a report that also covers ours is kept, flagged
+//!    with a deviation.
+//! 6. **Storage**: de-duplicated by the database (REQUIREMENTS RCV-09); the original bytes are
 //!    kept compressed. Concurrent reports are written together in one transaction (the
 //!    store's group commit), each still answered on its own.
 
@@ -37,6 +41,7 @@ use tlsrpt_store::{
 
 use crate::dkim::{Claims, DkimPolicy, DkimVerifier, Verdict};
 use crate::senders::{Limited, SenderLimiter, SenderLimits, sender_key};
+use tlsrpt_core::Report;
 
 /// How a report arrived.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -146,6 +151,19 @@ struct Inner {
     limits: Limits,
     dkim: DkimVerifier,
     senders: SenderLimiter,
+    our_domains: Vec<String>,
+}
+
+/// Optional intake rules; the default takes every report without limits.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PipelineOptions {
+    /// Per-sender limits ([`crate::senders`]; REQUIREMENTS SEC-01).
+    pub sender_limits: SenderLimits,
+    /// Our domains (REQUIREMENTS RCV-10): a policy domain is ours when it is one of these or
+    /// a subdomain of one (DANE reports name the MX host as the policy domain, RPT-15, so list
+    /// the domains of your MX hosts too). Lower-case A-labels without a trailing dot. Empty:
+    /// no check.
+    pub our_domains: Vec<String>,
 }
 
 impl Pipeline {
@@ -153,23 +171,24 @@ impl Pipeline {
     /// without sender limits (what `tlsrpt ingest` uses: a maildir backlog or an MTA pipe is
     /// the operator's own mail, already past the MTA's limits).
     pub fn new(store: Arc<Store>, limits: Limits, dkim: DkimVerifier) -> Self {
-        Self::with_sender_limits(store, limits, dkim, SenderLimits::off())
+        Self::with_options(store, limits, dkim, PipelineOptions::default())
     }
 
     /// As [`Pipeline::new`], with the sender limits of [`crate::senders`] (what `serve`'s
-    /// network intakes use).
-    pub fn with_sender_limits(
+    /// network intakes use) and our domains (RCV-10).
+    pub fn with_options(
         store: Arc<Store>,
         limits: Limits,
         dkim: DkimVerifier,
-        senders: SenderLimits,
+        options: PipelineOptions,
     ) -> Self {
         Pipeline {
             inner: Arc::new(Inner {
                 store,
                 limits,
                 dkim,
-                senders: SenderLimiter::new(senders),
+                senders: SenderLimiter::new(options.sender_limits),
+                our_domains: options.our_domains,
             }),
         }
     }
@@ -308,6 +327,8 @@ impl Pipeline {
                 }
             }
         };
+        let mut record = record;
+        self.check_our_domains(&mut record);
         let status = record.status;
         let reason = record.reject_reason.clone();
         let outcome = self
@@ -339,6 +360,69 @@ impl Pipeline {
         );
         Ok(accepted)
     }
+}
+
+impl Pipeline {
+    /// REQUIREMENTS RCV-10, HTTP-07: with `our_domains` configured, a report that covers none
+    /// of our domains is kept as rejected with the reason (unless already rejected, e.g. by
+    /// DKIM, whose reason stays first); a foreign policy domain in a report that also covers
+    /// ours is flagged with a deviation. Policies without a policy domain (seen from one
+    /// sender) are neither ours nor foreign.
+    fn check_our_domains(&self, record: &mut ReceivedReport) {
+        let ours = &self.inner.our_domains;
+        if ours.is_empty() {
+            return;
+        }
+        let (mine, foreign) = classify_domains(&record.report, ours);
+        if mine == 0 && !foreign.is_empty() {
+            let mut names: Vec<&str> = foreign.iter().map(|(_, d)| d.as_str()).collect();
+            names.dedup();
+            let reason = format!(
+                "RCV-10: no policy domain of this report is one of ours ([receiver] domains): {}",
+                short(&names.join(", "))
+            );
+            if record.status != ReceivedStatus::Rejected {
+                record.status = ReceivedStatus::Rejected;
+                record.reject_reason = Some(reason);
+            }
+            return;
+        }
+        for (i, d) in foreign {
+            record.deviations.push(Deviation::new(
+                format!("policies[{i}].policy.policy-domain"),
+                "RCV-10",
+                format!(
+                    "{:?} is not one of our domains ([receiver] domains); kept, flagged",
+                    short(&d)
+                ),
+            ));
+        }
+    }
+}
+
+/// How many policies of `report` name one of `ours` (or a subdomain), and the index and
+/// domain of each that names another.
+fn classify_domains(report: &Report, ours: &[String]) -> (usize, Vec<(usize, String)>) {
+    let mut mine = 0;
+    let mut foreign = Vec::new();
+    for (i, p) in report.policies.iter().enumerate() {
+        let Some(d) = p.policy.policy_domain.as_deref() else {
+            continue;
+        };
+        let d = d.trim_end_matches('.').to_ascii_lowercase();
+        let is_ours = ours.iter().any(|o| {
+            d == *o
+                || (d.len() > o.len()
+                    && d.ends_with(o.as_str())
+                    && d.as_bytes()[d.len() - o.len() - 1] == b'.')
+        });
+        if is_ours {
+            mine += 1;
+        } else {
+            foreign.push((i, d));
+        }
+    }
+    (mine, foreign)
 }
 
 /// Inputs at least this large are read with [`tokio::task::block_in_place`].

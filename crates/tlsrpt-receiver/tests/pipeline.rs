@@ -565,3 +565,94 @@ async fn locked_store_is_unavailable_so_the_sender_retries() {
         Accepted::Stored { .. }
     ));
 }
+
+/// A pipeline whose own domains are example.net and example.org.
+async fn ours_pipeline() -> (Pipeline, tempfile::TempDir) {
+    let (store, dir) = common::store().await;
+    let dkim = tlsrpt_receiver::dkim::DkimVerifier::new(&tlsrpt_receiver::dkim::DkimConfig {
+        policy: DkimPolicy::Off,
+        ..Default::default()
+    })
+    .unwrap();
+    let p = Pipeline::with_options(
+        store,
+        tlsrpt_core::read::Limits::default(),
+        dkim,
+        tlsrpt_receiver::pipeline::PipelineOptions {
+            our_domains: vec!["example.net".into(), "example.org".into()],
+            ..Default::default()
+        },
+    );
+    (p, dir)
+}
+
+/// `report` with its policy domain replaced by each of `domains` (one policy each).
+fn report_for(id: &str, domains: &[&str]) -> Vec<u8> {
+    let mut v: serde_json::Value = serde_json::from_str(&report(id, "Org", "")).unwrap();
+    let one = v["policies"][0].clone();
+    v["policies"] = domains
+        .iter()
+        .map(|d| {
+            let mut p = one.clone();
+            p["policy"]["policy-domain"] = (*d).into();
+            p
+        })
+        .collect();
+    serde_json::to_vec(&v).unwrap()
+}
+
+#[tokio::test]
+async fn rcv_10_http_07_reports_for_other_domains_are_kept_as_rejected() {
+    let (p, _dir) = ours_pipeline().await;
+    let json = "application/tlsrpt+json";
+    // Ours, an MX host under ours (DANE names it as the policy domain, RPT-15), any case.
+    for (id, d) in [
+        ("a", "example.net"),
+        ("b", "mx1.Example.ORG"),
+        ("c", "example.net."),
+    ] {
+        let got = p.ingest(https(&report_for(id, &[d]), json)).await.unwrap();
+        assert!(matches!(got, Accepted::Stored { .. }), "{d}: {got:?}");
+    }
+    // Not ours: kept as rejected with the reason, never silently dropped.
+    for (id, d) in [
+        ("d", "victim.example"),
+        ("e", "notexample.net"),
+        ("f", "net"),
+    ] {
+        let got = p.ingest(https(&report_for(id, &[d]), json)).await.unwrap();
+        let Accepted::Quarantined { id: row, reason } = got else {
+            panic!("{d}: {got:?}");
+        };
+        assert!(reason.contains("RCV-10") && reason.contains(d), "{reason}");
+        let detail = p.store().get_received(row).await.unwrap().unwrap();
+        assert_eq!(detail.status, "rejected");
+    }
+    // A report covering ours and another domain is kept, the foreign policy flagged.
+    let got = p
+        .ingest(https(
+            &report_for("g", &["example.net", "other.example"]),
+            json,
+        ))
+        .await
+        .unwrap();
+    let Accepted::Stored { id } = got else {
+        panic!("{got:?}")
+    };
+    let detail = p.store().get_received(id).await.unwrap().unwrap();
+    let flagged: Vec<_> = detail
+        .deviations
+        .iter()
+        .filter(|d| d.rule == "RCV-10")
+        .collect();
+    assert_eq!(flagged.len(), 1, "{:?}", detail.deviations);
+    assert_eq!(flagged[0].path, "policies[1].policy.policy-domain");
+    assert!(flagged[0].message.contains("other.example"));
+    // Without configured domains (the default) nothing is checked.
+    let (plain, _d2) = pipeline(None, DkimPolicy::Off).await;
+    let got = plain
+        .ingest(https(&report_for("h", &["victim.example"]), json))
+        .await
+        .unwrap();
+    assert!(matches!(got, Accepted::Stored { .. }), "{got:?}");
+}

@@ -12,7 +12,7 @@ use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 use tlsrpt_core::read::Limits;
 use tlsrpt_receiver::dkim::{DkimConfig, DkimPolicy, DkimVerifier};
 use tlsrpt_receiver::http::{self, HttpConfig};
-use tlsrpt_receiver::pipeline::{Accepted, Intake, Pipeline, Rejected, Via};
+use tlsrpt_receiver::pipeline::{Accepted, Intake, Pipeline, PipelineOptions, Rejected, Via};
 use tlsrpt_receiver::senders::SenderLimits;
 use tlsrpt_store::{ReceivedQuery, StatusFilter, Store};
 
@@ -86,14 +86,17 @@ async fn stored(store: &Store) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sec_01_per_submitter_limit_answers_429_with_retry_after_and_stores_nothing() {
     let (store, _dir, _) = serverkit::temp_store().await;
-    let p = Arc::new(Pipeline::with_sender_limits(
+    let p = Arc::new(Pipeline::with_options(
         store.clone(),
         Limits::default(),
         no_dkim(),
-        SenderLimits {
-            per_submitter_per_minute: 3,
-            new_senders_per_minute: 0,
-            ..SenderLimits::default()
+        PipelineOptions {
+            sender_limits: SenderLimits {
+                per_submitter_per_minute: 3,
+                new_senders_per_minute: 0,
+                ..SenderLimits::default()
+            },
+            ..PipelineOptions::default()
         },
     ));
     let (url, _stop) = serve(p).await;
@@ -151,15 +154,18 @@ async fn sec_01_top_senders_keep_their_reserve_while_new_senders_flood() {
             .unwrap();
         assert!(matches!(got, Accepted::Stored { .. }));
     }
-    let p = Arc::new(Pipeline::with_sender_limits(
+    let p = Arc::new(Pipeline::with_options(
         store.clone(),
         Limits::default(),
         no_dkim(),
-        SenderLimits {
-            per_submitter_per_minute: 100,
-            new_senders_per_minute: 2,
-            top_senders: 1,
-            ..SenderLimits::default()
+        PipelineOptions {
+            sender_limits: SenderLimits {
+                per_submitter_per_minute: 100,
+                new_senders_per_minute: 2,
+                top_senders: 1,
+                ..SenderLimits::default()
+            },
+            ..PipelineOptions::default()
         },
     ));
     assert_eq!(p.refresh_top_senders().await.unwrap(), 1);
@@ -204,15 +210,18 @@ async fn sec_01_passing_dkim_domain_limit_is_a_temporary_failure() {
         timeout: Some(std::time::Duration::from_secs(2)),
     })
     .unwrap();
-    let p = Pipeline::with_sender_limits(
+    let p = Pipeline::with_options(
         store.clone(),
         Limits::default(),
         v,
-        SenderLimits {
-            per_submitter_per_minute: 100,
-            per_dkim_domain_per_minute: 2,
-            new_senders_per_minute: 0,
-            top_senders: 0,
+        PipelineOptions {
+            sender_limits: SenderLimits {
+                per_submitter_per_minute: 100,
+                per_dkim_domain_per_minute: 2,
+                new_senders_per_minute: 0,
+                top_senders: 0,
+            },
+            ..PipelineOptions::default()
         },
     );
     let signed = |id: &str| {

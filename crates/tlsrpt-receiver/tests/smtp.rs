@@ -413,13 +413,16 @@ async fn sec_01_sender_over_its_limit_gets_451_and_the_mta_retries() {
         ..Default::default()
     })
     .unwrap();
-    let pipeline = Pipeline::with_sender_limits(
+    let pipeline = Pipeline::with_options(
         store,
         tlsrpt_core::read::Limits::default(),
         dkim,
-        tlsrpt_receiver::senders::SenderLimits {
-            per_submitter_per_minute: 1,
-            new_senders_per_minute: 0,
+        tlsrpt_receiver::pipeline::PipelineOptions {
+            sender_limits: tlsrpt_receiver::senders::SenderLimits {
+                per_submitter_per_minute: 1,
+                new_senders_per_minute: 0,
+                ..Default::default()
+            },
             ..Default::default()
         },
     );

@@ -121,6 +121,9 @@ pub struct ReceiverConfig {
     /// `new_sender_reports_per_minute`, `top_senders`: the sender limits of `serve`'s
     /// intakes (REQUIREMENTS SEC-01, `tlsrpt_receiver::senders`); a rate of 0 is off.
     pub sender_limits: tlsrpt_receiver::senders::SenderLimits,
+    /// `domains`: our domains (and our MX hosts' domains), lower-case A-labels; a report
+    /// covering none of them is kept as rejected (REQUIREMENTS RCV-10). Empty: no check.
+    pub domains: Vec<String>,
     /// `[receiver.smtp]`: the SMTP/LMTP listener for report mail; `None` when absent.
     pub smtp: Option<ReceiverSmtpConfig>,
     /// `[receiver.imap]`: IMAP polling of a report mailbox; `None` when absent.
@@ -406,6 +409,8 @@ struct RawReceiver {
     reports_per_minute_per_dkim_domain: Option<u32>,
     new_sender_reports_per_minute: Option<u32>,
     top_senders: Option<usize>,
+    #[serde(default)]
+    domains: Vec<String>,
     smtp: Option<RawReceiverSmtp>,
     imap: Option<RawReceiverImap>,
 }
@@ -649,7 +654,16 @@ fn receiver(r: RawReceiver, base: &Path) -> anyhow::Result<ReceiverConfig> {
                 .map_err(|e| anyhow::anyhow!("[receiver] trusted_proxies: {e}"))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let domains = r
+        .domains
+        .iter()
+        .map(|d| {
+            tlsrpt_core::domain::normalize(d)
+                .map_err(|e| anyhow::anyhow!("[receiver] domains: {d:?}: {e}"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     Ok(ReceiverConfig {
+        domains,
         listen: r
             .listen
             .unwrap_or_else(|| DEFAULT_RECEIVER_LISTEN.to_owned()),
@@ -1020,6 +1034,24 @@ socket = "/var/spool/postfix/run/tlsrpt/tlsrpt.sock"
             Config::from_toml("[receiver]\ntop_senders = -1\n", Path::new("/")).unwrap_err()
         );
         assert!(e.contains("top_senders"), "{e}");
+    }
+
+    #[test]
+    fn rcv_10_receiver_domains() {
+        let r = Config::from_toml(
+            "[receiver]\ndomains = [\"Example.NET.\", \"bücher.example\"]\n",
+            Path::new("/"),
+        )
+        .unwrap()
+        .receiver
+        .unwrap();
+        assert_eq!(r.domains, ["example.net", "xn--bcher-kva.example"]);
+        assert!(Config::defaults().receiver.unwrap().domains.is_empty());
+        let e = format!(
+            "{:#}",
+            Config::from_toml("[receiver]\ndomains = [\"a..b\"]\n", Path::new("/")).unwrap_err()
+        );
+        assert!(e.contains("domains") && e.contains("a..b"), "{e}");
     }
 
     #[test]

@@ -26,6 +26,35 @@ fn config(dir: &Path, dns: &tlsrpt_testkit::dns::DnsServer, dkim: &str) -> std::
     p
 }
 
+/// `[receiver] domains` (RCV-10) reaches `tlsrpt ingest`: a signed report for a domain that is
+/// not ours is kept as rejected (exit 0, no bounce), one for ours is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rcv_10_ingest_keeps_reports_for_other_domains_as_rejected() {
+    let keys = Keys::new();
+    let dns = common::dns(&keys).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &dns, "require");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg, format!("{text}domains = [\"example.org\"]\n")).unwrap();
+    let c = cfg.to_str().unwrap().to_owned();
+    let m = signed_report(&keys, "rcv10-1");
+    let o = tokio::task::spawn_blocking(move || run(&["ingest", "--config", &c], &m))
+        .await
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stderr(&o).contains("kept as rejected"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("RCV-10"), "{}", stderr(&o));
+
+    std::fs::write(&cfg, format!("{text}domains = [\"example.net\"]\n")).unwrap();
+    let c = cfg.to_str().unwrap().to_owned();
+    let m = signed_report(&keys, "rcv10-2");
+    let o = tokio::task::spawn_blocking(move || run(&["ingest", "--config", &c], &m))
+        .await
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stderr(&o).contains("stored as report"), "{}", stderr(&o));
+}
+
 fn run(args: &[&str], stdin: &[u8]) -> Output {
     let mut c = Command::new(BIN)
         .args(args)

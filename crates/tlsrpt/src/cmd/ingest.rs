@@ -116,7 +116,11 @@ async fn setup(config: Option<&Path>) -> anyhow::Result<(Pipeline, Duration)> {
     let mut limits = Limits::default();
     let mut dkim = DkimConfig::default();
     let mut interval = DEFAULT_MAILDIR_INTERVAL;
+    // No sender limits here (see tlsrpt_receiver::senders): a maildir backlog or one message
+    // per MTA pipe process is the operator's own mail. Our domains (RCV-10) do apply.
+    let mut options = tlsrpt_receiver::pipeline::PipelineOptions::default();
     if let Some(r) = &config.receiver {
+        options.our_domains = r.domains.clone();
         if let Some(n) = r.max_body_bytes {
             limits.max_input_bytes = n;
         }
@@ -135,7 +139,10 @@ async fn setup(config: Option<&Path>) -> anyhow::Result<(Pipeline, Duration)> {
             tlsrpt_store::redact_url(&config.store.url)
         )
     })?;
-    Ok((Pipeline::new(Arc::new(store), limits, verifier), interval))
+    Ok((
+        Pipeline::with_options(Arc::new(store), limits, verifier, options),
+        interval,
+    ))
 }
 
 /// Reads at most `max + 1` bytes, so an endless stdin cannot exhaust memory.

@@ -109,11 +109,14 @@ pub(super) async fn start(
             }
             _ => None,
         };
-        let pipeline = Arc::new(Pipeline::with_sender_limits(
+        let pipeline = Arc::new(Pipeline::with_options(
             store.clone(),
             limits,
             dkim,
-            r.sender_limits,
+            tlsrpt_receiver::pipeline::PipelineOptions {
+                sender_limits: r.sender_limits,
+                our_domains: r.domains.clone(),
+            },
         ));
         tasks.push(refresh_top_senders(pipeline.clone(), stop.clone()));
         let listener = tokio::net::TcpListener::bind(&r.listen)
