@@ -212,13 +212,12 @@ impl Pipeline {
             ))
             .unwrap_or(jiff::Timestamp::MIN);
         let rows = self.inner.store.received_senders(since).await?;
-        let ranked = crate::senders::rank_senders(rows.iter().map(|r| {
-            (
-                r.submitter.as_deref(),
-                r.contact_info.as_deref(),
-                Some(r.organization_name.as_str()).filter(|o| !o.is_empty()),
-                r.reports,
-            )
+        let ranked = crate::senders::rank_senders(rows.iter().map(|r| crate::senders::SenderDay {
+            submitter: r.submitter.as_deref(),
+            contact_info: r.contact_info.as_deref(),
+            organization_name: Some(r.organization_name.as_str()).filter(|o| !o.is_empty()),
+            day: &r.day,
+            reports: r.reports,
         }));
         senders.set_top_senders(ranked);
         Ok(want.min(senders.top_senders_len()))
@@ -276,17 +275,6 @@ impl Pipeline {
                     message::extract_report(intake.bytes, limits)
                 })
                 .map_err(message_error)?;
-                let r = &m.reading.report;
-                let sender = sender_key(
-                    m.report_submitter.as_deref(),
-                    r.contact_info.as_deref(),
-                    r.organization_name.as_deref(),
-                );
-                // Before DKIM: a flood does not cost a DNS query per message.
-                self.inner
-                    .senders
-                    .check_sender(&sender, std::time::Instant::now())
-                    .map_err(Rejected::RateLimited)?;
                 let claims = Claims {
                     submitter: m.report_submitter.clone(),
                     contact_info: m.reading.report.contact_info.clone(),
@@ -297,16 +285,14 @@ impl Pipeline {
                     .verify(intake.bytes, &claims)
                     .await
                     .map_err(|e| Rejected::Unavailable(e.to_string()))?;
-                // Only a passing signature proves the signer, so only it spends (and is
-                // limited by) that domain's allowance.
-                if verdict.status == DkimStatus::Pass
-                    && let Some(d) = verdict.domain.as_deref()
-                {
-                    self.inner
-                        .senders
-                        .check_dkim_domain(d, std::time::Instant::now())
-                        .map_err(Rejected::RateLimited)?;
-                }
+                let r = &m.reading.report;
+                let sender = sender_key(
+                    m.report_submitter.as_deref(),
+                    r.contact_info.as_deref(),
+                    r.organization_name.as_deref(),
+                );
+                self.check_mail_sender(&sender, &verdict)
+                    .map_err(Rejected::RateLimited)?;
                 let (status, reason) = decide(self.inner.dkim.policy(), &verdict);
                 let mut deviations = m.reading.deviations;
                 if let Some(d) = key_service_deviation(&verdict) {
@@ -363,6 +349,25 @@ impl Pipeline {
 }
 
 impl Pipeline {
+    /// The sender limits for mail, after DKIM (REQUIREMENTS SEC-01). A passing signature
+    /// proves the signer and, through alignment, the submitter: the report spends that DKIM
+    /// domain's allowance and the submitter's. Mail whose signature was checked and did not
+    /// pass is counted under `unverified:<sender>`, never under the sender it names, so
+    /// forgeries cannot use up (and so delay) a real sender's reports; it is never a top
+    /// sender either. With DKIM off the claim is taken as it is, as for HTTPS.
+    fn check_mail_sender(&self, sender: &str, verdict: &Verdict) -> Result<(), Limited> {
+        let senders = &self.inner.senders;
+        let now = std::time::Instant::now();
+        match (verdict.status, verdict.domain.as_deref()) {
+            (DkimStatus::Pass, Some(d)) => {
+                senders.check_dkim_domain(d, now)?;
+                senders.check_sender(sender, now)
+            }
+            (DkimStatus::Skipped, _) => senders.check_sender(sender, now),
+            _ => senders.check_sender(&format!("unverified:{sender}"), now),
+        }
+    }
+
     /// REQUIREMENTS RCV-10, HTTP-07: with `our_domains` configured, a report that covers none
     /// of our domains is kept as rejected with the reason (unless already rejected, e.g. by
     /// DKIM, whose reason stays first); a foreign policy domain in a report that also covers

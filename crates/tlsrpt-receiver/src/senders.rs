@@ -9,13 +9,15 @@
 //!
 //! * **per submitter**: the sender's organisational domain, from the mail's
 //!   `TLS-Report-Submitter` header (RFC 8460 §5.3), else `contact-info`, else the
-//!   `organization-name` ([`sender_key`]);
+//!   `organization-name` ([`sender_key`]). Mail whose DKIM check did not pass is counted as
+//!   `unverified:<sender>`, so a forgery never spends the real sender's allowance;
 //! * **per DKIM domain**: the organisational domain of a *passing* signature's `d=` (a failing
 //!   signature proves nothing, so it cannot spend a real signer's allowance);
-//! * **new senders**: one bucket shared by every sender outside the top senders, the
-//!   `top_senders` submitters with the most stored reports over the last 30 days
-//!   ([`SenderLimiter::set_top_senders`], refreshed from the store by `serve`). A flood from
-//!   many invented submitters drains this bucket, not the reserve of the senders we know.
+//! * **new senders**: one bucket shared by every sender outside the top senders: the
+//!   `top_senders` senders that reported on the most days over the last 30 (HTTPS reports and
+//!   DKIM-verified mail; [`rank_senders`], reloaded from the store by `serve`). A flood from
+//!   many invented submitters drains this bucket, not the reserve of the senders we know, and
+//!   cannot buy its way into the top quickly: it adds one day per day, however many reports.
 //!
 //! A report over a limit is refused as temporary ([`Limited`]): HTTP 429 with `Retry-After`,
 //! SMTP 451, exit 75 from `tlsrpt ingest`, left in the mailbox by IMAP and maildir, so a real
@@ -25,10 +27,11 @@
 //!
 //! Known weakness, as with any unauthenticated endpoint: an HTTPS report can *claim* any
 //! submitter, so a flood claiming a top sender's name spends that sender's per-submitter
-//! allowance (its reports are then delayed, not lost). Mail signed by the top sender is
-//! separately limited by its DKIM domain, which an attacker cannot claim.
+//! allowance for HTTPS (its reports are then delayed, not lost). Its DKIM-signed mail is not
+//! affected. Mail is limited after the DKIM check, so a mail flood costs one key lookup per
+//! message (cached by the resolver) before it is refused.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::RwLock;
 use std::time::Instant;
 
@@ -208,21 +211,45 @@ pub fn sender_key(
     }
 }
 
-/// Ranks senders by reports: `rows` are (submitter header, contact-info, organization-name,
-/// reports) groups as the store counts them; the result is each [`sender_key`] once, most
-/// reports first (ties by key, so the order is stable).
-pub fn rank_senders<'a>(
-    rows: impl IntoIterator<Item = (Option<&'a str>, Option<&'a str>, Option<&'a str>, u64)>,
-) -> Vec<String> {
-    let mut totals: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
-    for (submitter, contact_info, organization_name, n) in rows {
-        *totals
-            .entry(sender_key(submitter, contact_info, organization_name))
-            .or_default() += n;
+/// One row of the history the top senders are ranked from, as the store counts it: who (the
+/// mail's submitter header, `contact-info`, `organization-name`), on which UTC day, how many.
+#[derive(Clone, Copy, Debug)]
+pub struct SenderDay<'a> {
+    /// `TLS-Report-Submitter` (mail), if any.
+    pub submitter: Option<&'a str>,
+    /// `contact-info`, if any.
+    pub contact_info: Option<&'a str>,
+    /// `organization-name`, if any.
+    pub organization_name: Option<&'a str>,
+    /// The day of arrival (`YYYY-MM-DD`).
+    pub day: &'a str,
+    /// Reports that day.
+    pub reports: u64,
+}
+
+/// Ranks senders for the reserve: each [`sender_key`] once, the one that reported on the most
+/// distinct days first, then by reports, then by key (a stable order). Days come first because
+/// a flood can add many reports in an hour but only one day per day: the senders we really
+/// hear from every day stay on top.
+pub fn rank_senders<'a>(rows: impl IntoIterator<Item = SenderDay<'a>>) -> Vec<String> {
+    let mut totals: HashMap<String, (HashSet<&'a str>, u64)> = HashMap::new();
+    for r in rows {
+        let t = totals
+            .entry(sender_key(r.submitter, r.contact_info, r.organization_name))
+            .or_default();
+        t.0.insert(r.day);
+        t.1 += r.reports;
     }
-    let mut ranked: Vec<(String, u64)> = totals.into_iter().collect();
-    ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    ranked.into_iter().map(|(k, _)| k).collect()
+    let mut ranked: Vec<(String, usize, u64)> = totals
+        .into_iter()
+        .map(|(k, (days, n))| (k, days.len(), n))
+        .collect();
+    ranked.sort_by(|a, b| {
+        b.1.cmp(&a.1)
+            .then_with(|| b.2.cmp(&a.2))
+            .then_with(|| a.0.cmp(&b.0))
+    });
+    ranked.into_iter().map(|(k, _, _)| k).collect()
 }
 
 #[cfg(test)]
@@ -341,22 +368,61 @@ mod tests {
     }
 
     #[test]
-    fn sec_01_rank_senders_merges_keys_and_orders_by_reports() {
+    fn sec_01_rank_senders_by_days_then_reports() {
+        let row = |submitter, contact_info, org, day, reports| SenderDay {
+            submitter,
+            contact_info,
+            organization_name: org,
+            day,
+            reports,
+        };
         let rows = [
-            (
+            // Google on three days (two rows name it differently: one key).
+            row(
                 None,
                 Some("smtp-tls-reporting@google.com"),
                 Some("Google"),
+                "2026-11-01",
                 10,
             ),
-            (Some("google.com"), None, Some("Google"), 5),
-            (None, Some("tlsrpt@microsoft.com"), Some("Microsoft"), 12),
-            (None, None, Some("Tiny"), 1),
-            (None, None, Some("Alpha"), 1),
+            row(Some("google.com"), None, Some("Google"), "2026-11-02", 5),
+            row(
+                None,
+                Some("smtp-tls-reporting@google.com"),
+                Some("Google"),
+                "2026-11-03",
+                1,
+            ),
+            row(Some("mail.google.com"), None, None, "2026-11-03", 1),
+            // A flood: many reports, one day.
+            row(None, Some("x@flood.example"), None, "2026-11-03", 100_000),
+            // Microsoft on two days, Tiny and Alpha on one day each.
+            row(
+                None,
+                Some("tlsrpt@microsoft.com"),
+                Some("Microsoft"),
+                "2026-11-01",
+                12,
+            ),
+            row(
+                None,
+                Some("tlsrpt@microsoft.com"),
+                Some("Microsoft"),
+                "2026-11-02",
+                12,
+            ),
+            row(None, None, Some("Tiny"), "2026-11-02", 1),
+            row(None, None, Some("Alpha"), "2026-11-02", 1),
         ];
         assert_eq!(
             rank_senders(rows),
-            ["google.com", "microsoft.com", "org:alpha", "org:tiny"]
+            [
+                "google.com",
+                "microsoft.com",
+                "flood.example",
+                "org:alpha",
+                "org:tiny"
+            ]
         );
     }
 }

@@ -338,10 +338,13 @@ impl Store {
         }
     }
 
-    /// Who sent the reports stored (not rejected) since `since`: one row per distinct
-    /// (submitter header, contact-info, organization-name) with its number of reports, most
-    /// first, at most [`MAX_SENDER_ROWS`]. The receiver ranks its top senders from these
-    /// (REQUIREMENTS SEC-01: keep capacity in reserve for the top senders).
+    /// Who sent the reports stored since `since`: one row per distinct (submitter header,
+    /// contact-info, organization-name, UTC day of arrival) with its number of reports, at
+    /// most [`MAX_SENDER_ROWS`] (busiest first). Only reports that are not rejected and either
+    /// came by HTTPS or passed DKIM count: unverified mail says nothing about who sent it.
+    /// The receiver ranks its top senders from these (REQUIREMENTS SEC-01: keep capacity in
+    /// reserve for the top senders), by the days on which they reported, which a sender
+    /// cannot fake the way it can fake a report's own dates or send many reports at once.
     pub async fn received_senders(
         &self,
         since: Timestamp,
@@ -353,7 +356,7 @@ impl Store {
 }
 
 /// Most rows [`Store::received_senders`] returns.
-pub const MAX_SENDER_ROWS: u32 = 10_000;
+pub const MAX_SENDER_ROWS: u32 = 50_000;
 
 /// One group of [`Store::received_senders`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -364,7 +367,9 @@ pub struct ReceivedSender {
     pub contact_info: Option<String>,
     /// `organization-name` (empty when the report had none).
     pub organization_name: String,
-    /// Reports stored in the window.
+    /// The UTC day the reports arrived, `YYYY-MM-DD`.
+    pub day: String,
+    /// Reports from this sender stored on that day.
     pub reports: u64,
 }
 
@@ -1135,9 +1140,10 @@ async fn prune(s: &SqliteStore, cutoff: Timestamp) -> Result<u64, StoreError> {
 
 async fn senders(s: &SqliteStore, since: Timestamp) -> Result<Vec<ReceivedSender>, StoreError> {
     let rows = sqlx::query(
-        "SELECT submitter, contact_info, organization_name, count(*) AS n \
-         FROM received_reports WHERE status = 'stored' AND received_at >= ? \
-         GROUP BY submitter, contact_info, organization_name ORDER BY n DESC LIMIT ?",
+        "SELECT submitter, contact_info, organization_name, substr(received_at, 1, 10) AS day, \
+         count(*) AS n FROM received_reports \
+         WHERE status = 'stored' AND dkim IN ('pass', 'skipped') AND received_at >= ? \
+         GROUP BY submitter, contact_info, organization_name, day ORDER BY n DESC LIMIT ?",
     )
     .bind(ts_text(since))
     .bind(i64::from(MAX_SENDER_ROWS))
@@ -1151,6 +1157,7 @@ async fn senders(s: &SqliteStore, since: Timestamp) -> Result<Vec<ReceivedSender
                 submitter: row.try_get("submitter").map_err(get)?,
                 contact_info: row.try_get("contact_info").map_err(get)?,
                 organization_name: row.try_get("organization_name").map_err(get)?,
+                day: row.try_get("day").map_err(get)?,
                 reports: from_sql("report count", row.try_get("n").map_err(get)?)?,
             })
         })
