@@ -8,12 +8,13 @@
 //!
 //! * root tables are only as wide as the longest code needs (at most [`LIT_ROOT`] /
 //!   [`DIST_ROOT`] bits), longer codes go through small sub-tables;
-//! * tables are filled in canonical order by doubling the filled prefix (one store per code,
-//!   then `copy_within`), not by replicating every entry one by one;
+//! * symbols are sorted into canonical order (by code length) while the code lengths are
+//!   read, and tables are filled in that order by doubling the filled prefix (one store per
+//!   code, then `copy_within`), not by replicating every entry one by one;
 //! * bits come from a 64-bit buffer refilled 8 bytes at a time, so one refill covers a whole
 //!   literal/length + distance pair;
 //! * output goes straight into the caller's `Vec<u8>`, sized from its reserved capacity
-//!   (gzip's ISIZE), and matches are copied 8 bytes at a time when there is room.
+//!   (gzip's ISIZE), and matches are copied 16 (or 8) bytes at a time when there is room.
 //!
 //! Validity rules follow zlib, so a stream is accepted here exactly when zlib (and therefore
 //! `flate2`) accepts it; the tests check this differentially. All code is safe Rust: hostile
@@ -149,9 +150,10 @@ const PRE_ORDER: [u8; 19] = [
 
 /// What each literal/length symbol decodes to, minus the code length: the value, flags and
 /// the number of extra bits. Symbols 286 and 287 only exist in the fixed code and are invalid
-/// (RFC 1951 §3.2.6).
-const LIT_RESULTS: [u32; 288] = {
-    let mut r = [0u32; 288];
+/// (RFC 1951 §3.2.6). All three result tables are padded to 512 entries, so that a masked
+/// symbol needs no bounds check.
+static LIT_RESULTS: [u32; 512] = {
+    let mut r = [INVALID; 512];
     let mut s = 0;
     while s < 288 {
         r[s] = if s < 256 {
@@ -170,8 +172,8 @@ const LIT_RESULTS: [u32; 288] = {
 
 /// As [`LIT_RESULTS`] for distance symbols; 30 and 31 only occur in the fixed code and are
 /// invalid (RFC 1951 §3.2.6).
-const DIST_RESULTS: [u32; 32] = {
-    let mut r = [INVALID; 32];
+static DIST_RESULTS: [u32; 512] = {
+    let mut r = [INVALID; 512];
     let mut s = 0;
     while s < 30 {
         r[s] = (DIST_BASE[s] as u32) << 16 | DIST_EXTRA[s] as u32;
@@ -181,8 +183,8 @@ const DIST_RESULTS: [u32; 32] = {
 };
 
 /// Code-length code symbols decode to themselves.
-const PRE_RESULTS: [u32; 19] = {
-    let mut r = [0u32; 19];
+static PRE_RESULTS: [u32; 512] = {
+    let mut r = [INVALID; 512];
     let mut s = 0;
     while s < 19 {
         r[s] = (s as u32) << 16;
@@ -217,58 +219,57 @@ fn fixed_tables() -> &'static FixedTables {
             lit: [0; LIT_ENOUGH],
             dist: [0; DIST_ENOUGH],
         };
-        let mut sorted = [0u32; 512];
-        let mut used = [0u16; 288];
+        let mut rows = Box::new([[0u16; 512]; 16]);
         // Both codes are complete, so these cannot fail.
-        let lit = build_table::<9, LIT_ENOUGH>(
-            &Code::census(&lens, &mut used),
-            &LIT_RESULTS,
-            &mut t.lit,
-            Kind::LitLen,
-            &mut sorted,
-        );
-        let mut used = [0u16; 288];
-        let dist = build_table::<5, DIST_ENOUGH>(
-            &Code::census(&[5; 32], &mut used),
-            &DIST_RESULTS,
-            &mut t.dist,
-            Kind::Dist,
-            &mut sorted,
-        );
+        let code = census(&lens, &mut rows, &LIT_RESULTS);
+        let lit = build_table::<9, LIT_ENOUGH>(&code, &mut t.lit, Kind::LitLen);
+        let code = census(&[5; 32], &mut rows, &DIST_RESULTS);
+        let dist = build_table::<5, DIST_ENOUGH>(&code, &mut t.dist, Kind::Dist);
         debug_assert_eq!((lit, dist), (Ok(9), Ok(5)));
         t
     })
 }
 
-/// A canonical Huffman code given by its code lengths (RFC 1951 §3.2.2).
-struct Code<'a> {
-    /// Code length of each symbol (0: unused).
-    lens: &'a [u8],
-    /// The symbols with a nonzero length plus `base`, in increasing order.
-    used: &'a [u16],
-    base: u16,
+/// The symbols of a canonical Huffman code (RFC 1951 §3.2.2) by code length, which is the
+/// order of their codewords: those of length `len` are `rows[len][first[len]..][..counts[len]]`
+/// in increasing order, and symbol `s` decodes to `results[s - base]`.
+struct Sorted<'a> {
+    rows: &'a [[u16; 512]; 16],
+    first: [u16; 16],
     /// How many symbols have each length (`counts[0]` is ignored).
     counts: [u16; 16],
+    results: &'a [u32; 512],
+    base: usize,
 }
 
-impl<'a> Code<'a> {
-    /// Gathers `used` and `counts` from `lens` with a plain pass, for the small or static codes.
-    fn census(lens: &'a [u8], used: &'a mut [u16; 288]) -> Code<'a> {
-        let mut counts = [0u16; 16];
-        let mut n = 0;
-        for (sym, &l) in lens.iter().enumerate() {
-            counts[usize::from(l & 15)] += 1;
-            if l != 0 {
-                used[n] = sym as u16;
-                n += 1;
-            }
-        }
-        Code {
-            lens,
-            used: &used[..n],
-            base: 0,
-            counts,
-        }
+impl Sorted<'_> {
+    /// What the `k`-th symbol of length `len` decodes to. (The masks only spare bounds
+    /// checks: lengths are below 16, rows hold at most 316 symbols, and a symbol less `base`
+    /// is below 288.)
+    #[inline(always)]
+    fn result(&self, len: u32, k: usize) -> u32 {
+        let first = usize::from(self.first[len as usize & 15]);
+        let sym = self.rows[len as usize & 15][(first + k) & 511];
+        self.results[usize::from(sym).wrapping_sub(self.base) & 511]
+    }
+}
+
+/// Sorts the symbols of the code with lengths `lens` into `rows` by length (a counting pass,
+/// for the small or static codes; the dynamic literal/length and distance codes are sorted
+/// while their lengths are read).
+fn census<'a>(lens: &[u8], rows: &'a mut [[u16; 512]; 16], results: &'a [u32; 512]) -> Sorted<'a> {
+    let mut counts = [0u16; 16];
+    for (sym, &l) in lens.iter().enumerate() {
+        let c = &mut counts[usize::from(l & 15)];
+        rows[usize::from(l & 15)][usize::from(*c) & 511] = sym as u16;
+        *c += 1;
+    }
+    Sorted {
+        rows,
+        first: [0; 16],
+        counts,
+        results,
+        base: 0,
     }
 }
 
@@ -283,39 +284,31 @@ enum Kind {
     Dist,
 }
 
-/// Builds the decode table for the canonical Huffman code with code lengths `lens` (RFC 1951
-/// §3.2.2) into `table`, mapping symbol `s` to `results[s]`. Returns the root table's width:
-/// at most `max_bits`, and less when no code is that long, so short codes cost a small table.
+/// Builds the decode table for a canonical Huffman code (RFC 1951 §3.2.2), given as its
+/// symbols sorted by code length, into `table`. Returns the root table's width: at most
+/// `max_bits`, and less when no code is that long, so short codes cost a small table.
 ///
 /// Like zlib, over-subscribed codes are rejected, and incomplete codes are too, except a code
 /// with a single one-bit codeword for the literal/length or distance code (then the unused
 /// codeword is invalid when decoded) and an empty distance code (every distance invalid: a
 /// block of literals only). RFC 1951 §3.2.7 allows one distance code of one bit.
-///
-/// `code` lists the symbols with a nonzero length and counts the lengths; the caller gathers
-/// them while reading the lengths (a run of repeated lengths is one addition), which is much
-/// cheaper than a counting pass over all 286 lengths.
 fn build_table<const MAX_BITS: u32, const N: usize>(
-    code: &Code<'_>,
-    results: &[u32],
+    code: &Sorted<'_>,
     table: &mut [u32; N],
     kind: Kind,
-    sorted: &mut [u32; 512],
 ) -> Result<u32, &'static str> {
+    let counts = &code.counts;
     let max_bits = MAX_BITS;
     // Root indices are below 2^MAX_BITS <= N; masking with it spares the bounds checks.
     let root_index = |cw: u32| cw as usize & ((1 << MAX_BITS) - 1);
-    let counts = &code.counts;
     let mut max_len = 15;
     while max_len > 0 && counts[max_len] == 0 {
         max_len -= 1;
     }
     // Code space used, in units of 2^-15: a code of length l takes 2^(15-l).
-    let mut offsets = [0u16; 17];
     let mut used: u32 = 0;
-    for len in 1..16 {
-        offsets[len + 1] = offsets[len] + counts[len];
-        used += u32::from(counts[len]) << (15 - len);
+    for (len, &count) in counts.iter().enumerate().skip(1) {
+        used += u32::from(count) << (15 - len);
     }
     let bad = match kind {
         Kind::Precode => "invalid code lengths (bad code-length code)",
@@ -351,30 +344,20 @@ fn build_table<const MAX_BITS: u32, const N: usize>(
             });
         }
         // One codeword of one bit: it is `0`, and `1` is invalid (as zlib decodes it).
-        let sym = code.used.first().map_or(0, |&s| usize::from(s - code.base));
-        table[0] = results[sym] + (1 << 8) + 1;
+        table[0] = code.result(1, 0) + (1 << 8) + 1;
         table[1] = invalid;
         return Ok(1);
     }
 
-    // Sort the symbols by code length, then by value: the canonical codeword order. What
-    // is sorted is each symbol's result, which is all the table needs of it. (The mask only
-    // spares a bounds check: at most 316 symbols are used.)
-    for &i in code.used {
-        let sym = usize::from(i - code.base);
-        let l = code.lens.get(sym).map_or(0, |&l| l & 15);
-        let o = &mut offsets[usize::from(l)];
-        sorted[usize::from(*o) & 511] = results.get(sym).copied().unwrap_or(INVALID);
-        *o += 1;
-    }
     let table_bits = max_bits.min(max_len as u32);
-    let entry = |next: usize, len: u32| sorted[next & 511] + (len << 8) + len;
+    // The entry of the `k`-th code of length `len`, `l` bits of which are looked up here.
+    let entry = |len: u32, k: usize, l: u32| code.result(len, k) + (l << 8) + l;
 
     // Codewords are used bit-reversed (RFC 1951 §3.1.1 packs Huffman codes starting with the
     // most significant bit), so `codeword` holds the reversed code. Codes no longer than the
     // root are stored once in a table treated as 2^len wide, which is doubled by copying its
     // filled prefix whenever `len` grows: every entry gets written once, mostly by memcpy.
-    let mut next = 0usize; // index into `sorted`
+    let mut k = 0usize; // index among the codes of length `len`
     let mut codeword: u32 = 0;
     let mut len: u32 = 1;
     while counts[len as usize] == 0 {
@@ -384,8 +367,8 @@ fn build_table<const MAX_BITS: u32, const N: usize>(
     let mut cur_end: u32 = 1 << len;
     while len <= table_bits {
         loop {
-            table[root_index(codeword)] = entry(next, len);
-            next += 1;
+            table[root_index(codeword)] = entry(len, k, len);
+            k += 1;
             if codeword == cur_end - 1 {
                 // The all-ones codeword is the last one: widen to the full root and finish.
                 while len < table_bits {
@@ -415,6 +398,7 @@ fn build_table<const MAX_BITS: u32, const N: usize>(
             }
             count = u32::from(counts[len as usize]);
             if count != 0 {
+                k = 0;
                 break;
             }
         }
@@ -444,8 +428,8 @@ fn build_table<const MAX_BITS: u32, const N: usize>(
             table[prefix as usize] =
                 (sub_start as u32) << 16 | EXC | SUB | sub_bits << 8 | table_bits;
         }
-        let e = entry(next, len - table_bits);
-        next += 1;
+        let e = entry(len, k, len - table_bits);
+        k += 1;
         let stride = 1usize << (len - table_bits);
         let mut i = sub_start + (codeword >> table_bits) as usize;
         while i < cur_end {
@@ -462,6 +446,7 @@ fn build_table<const MAX_BITS: u32, const N: usize>(
         while count == 0 {
             len += 1;
             count = u32::from(*counts.get(len as usize).ok_or(bad)?);
+            k = 0;
         }
     }
 }
@@ -554,12 +539,16 @@ fn refill_tail_or_fast(
     buf: u64,
     cnt: u32,
 ) -> Result<(usize, u64, u32), InflateError> {
-    match input.get(pos..).and_then(|r| r.first_chunk::<8>()) {
-        Some(chunk) => Ok((
-            pos + ((63 - cnt) >> 3) as usize,
-            buf | u64::from_le_bytes(*chunk) << cnt,
-            cnt | 56,
-        )),
+    match input.get(pos..pos + 8) {
+        Some(chunk) => {
+            let mut c = [0u8; 8];
+            c.copy_from_slice(chunk);
+            Ok((
+                pos + ((63 - cnt) >> 3) as usize,
+                buf | u64::from_le_bytes(c) << cnt,
+                cnt | 56,
+            ))
+        }
         None => refill_tail(input, pos, buf, cnt),
     }
 }
@@ -586,14 +575,17 @@ enum Stop {
     },
 }
 
-/// Scratch space for one dynamic block's tables (about 7 KiB, reused per thread).
+/// Scratch space for one dynamic block's tables (about 23 KiB, reused per thread; a block
+/// touches only a few KiB of it).
 struct Tables {
     lit: [u32; LIT_ENOUGH],
     dist: [u32; DIST_ENOUGH],
     pre: [u32; 1 << PRE_ROOT],
     lens: [u8; 286 + 30],
-    used: [u16; 286 + 30],
-    sorted: [u32; 512],
+    /// The symbols of each code length, in increasing order (literal/length and distance
+    /// symbols in one sequence, as their lengths are read): `by_len[len][..count]`. Rows are
+    /// 512 wide so a masked index needs no bounds check (at most 316 symbols fit).
+    by_len: [[u16; 512]; 16],
 }
 
 impl State<'_> {
@@ -633,8 +625,7 @@ impl State<'_> {
                             dist: [0; DIST_ENOUGH],
                             pre: [0; 1 << PRE_ROOT],
                             lens: [0; 286 + 30],
-                            used: [0; 286 + 30],
-                            sorted: [0; 512],
+                            by_len: [[0; 512]; 16],
                         })
                     });
                     let (lit_bits, dist_bits) = self.read_dynamic_header(t)?;
@@ -698,36 +689,43 @@ impl State<'_> {
         }
         let mut pre_lens = [0u8; 19];
         b.refill()?;
-        for &sym in &PRE_ORDER[..npre] {
-            // Up to 19 × 3 = 57 bits, one more than a refill guarantees (56): top up when
-            // low (found by fuzzing: HCLEN = 15 with the buffer at exactly 56 bits).
-            if b.cnt < 3 {
-                b.refill()?;
-            }
-            pre_lens[usize::from(sym)] = b.take(3) as u8;
+        // Up to 19 × 3 = 57 bits, one more than a refill guarantees (56; found by fuzzing:
+        // HCLEN = 15 with the buffer at exactly 56 bits). So the first 18 are read from the
+        // buffer as it is, and the 19th after a top-up.
+        let first = npre.min(18);
+        let bits = b.buf;
+        for (k, &sym) in PRE_ORDER[..first].iter().enumerate() {
+            pre_lens[usize::from(sym)] = (bits >> (3 * k) & 7) as u8;
         }
-        let mut pre_used = [0u16; 288];
+        b.buf >>= 3 * first;
+        b.cnt -= 3 * first as u32;
+        if npre == 19 {
+            b.refill()?;
+            pre_lens[usize::from(PRE_ORDER[18])] = b.take(3) as u8;
+        }
         let pre_bits = build_table::<PRE_ROOT, { 1 << PRE_ROOT }>(
-            &Code::census(&pre_lens, &mut pre_used),
-            &PRE_RESULTS,
+            &census(&pre_lens, &mut t.by_len, &PRE_RESULTS),
             &mut t.pre,
             Kind::Precode,
-            &mut t.sorted,
         )
         .map_err(InflateError::Invalid)?;
         // At most PRE_ROOT bits; the second mask lets the compiler drop the bounds check.
         let pre_mask = ((1usize << pre_bits) - 1) & ((1 << PRE_ROOT) - 1);
 
         // The lengths of both codes form one sequence (a repeat may cross from one to the
-        // other). Alongside the lengths, note which symbols are used and count each code's
-        // lengths, for `build_table`. The bit reader lives in locals for this loop.
+        // other). Alongside the lengths, file each symbol under its length (`by_len`), which
+        // both counts the lengths and sorts the symbols into canonical order for
+        // `build_table`, with no second pass over them. The bit reader lives in locals for
+        // this loop.
         let n = nlit + ndist;
         let lens = &mut t.lens[..n];
-        let used = &mut t.used;
-        let mut nused = 0;
-        // Lengths of both codes counted together here; the distance code's few are counted
-        // (and subtracted) afterwards, which keeps the per-symbol work to one increment.
-        let mut counts = [0u16; 16];
+        // Each length's next free place in `by_len`, seen as one flat array: filing a symbol
+        // is a store and an increment. Lengths of both codes are counted together here (a
+        // row's count is how far its place moved); the distance code's few are counted (and
+        // subtracted) afterwards. Symbols of length 0 are filed too (row 0, never read): that
+        // is cheaper than a branch.
+        let flat = t.by_len.as_flattened_mut();
+        let mut places: [u16; 16] = std::array::from_fn(|len| (len * 512) as u16);
         let input = b.input;
         let (mut pos, mut bitbuf, mut cnt) = (b.pos, b.buf, b.cnt);
         let mut i = 0;
@@ -748,9 +746,9 @@ impl State<'_> {
             let sym = (e >> 16) as u8;
             if sym < 16 {
                 lens[i] = sym;
-                used[nused] = i as u16;
-                nused += usize::from(sym != 0);
-                counts[usize::from(sym)] += 1;
+                let place = &mut places[usize::from(sym)];
+                flat[usize::from(*place) & (16 * 512 - 1)] = i as u16;
+                *place += 1;
                 i += 1;
                 continue;
             }
@@ -777,57 +775,58 @@ impl State<'_> {
             };
             run.fill(value);
             if value != 0 {
-                counts[usize::from(value & 15)] += count as u16;
+                let place = &mut places[usize::from(value & 15)];
                 for j in i..i + count {
-                    used[nused] = j as u16;
-                    nused += 1;
+                    flat[usize::from(*place) & (16 * 512 - 1)] = j as u16;
+                    *place += 1;
                 }
             }
             i += count;
         };
         (b.pos, b.buf, b.cnt) = (pos, bitbuf, cnt);
         result?;
+        let by_len = &t.by_len;
+        let counts: [u16; 16] =
+            std::array::from_fn(|len| places[len].wrapping_sub((len * 512) as u16));
 
-        let (lit_lens, dist_lens) = lens.split_at(nlit);
+        let dist_lens = &lens[nlit..];
         let mut dist_counts = [0u16; 16];
         for &l in dist_lens {
             dist_counts[usize::from(l & 15)] += 1;
         }
-        for (c, d) in counts.iter_mut().zip(dist_counts) {
-            *c = c.wrapping_sub(d);
-        }
         // RFC 1951 §3.2.5: every block ends with code 256, so it must have a code.
-        if lit_lens[256] == 0 {
+        if lens[256] == 0 {
             return Err(InflateError::Invalid(
                 "invalid code lengths (no end-of-block code)",
             ));
         }
-        let used = &used[..nused];
-        let (lit_used, dist_used) = used.split_at(used.partition_point(|&s| usize::from(s) < nlit));
+        // Each row holds the literal/length symbols first, then the distance symbols.
+        let mut lit_counts = [0u16; 16];
+        for len in 1..16 {
+            lit_counts[len] = counts[len].wrapping_sub(dist_counts[len]);
+        }
         let lit_bits = build_table::<LIT_ROOT, LIT_ENOUGH>(
-            &Code {
-                lens: lit_lens,
-                used: lit_used,
+            &Sorted {
+                rows: by_len,
+                first: [0; 16],
+                counts: lit_counts,
+                results: &LIT_RESULTS,
                 base: 0,
-                counts,
             },
-            &LIT_RESULTS,
             &mut t.lit,
             Kind::LitLen,
-            &mut t.sorted,
         )
         .map_err(InflateError::Invalid)?;
         let dist_bits = build_table::<DIST_ROOT, DIST_ENOUGH>(
-            &Code {
-                lens: dist_lens,
-                used: dist_used,
-                base: nlit as u16,
+            &Sorted {
+                rows: by_len,
+                first: lit_counts,
                 counts: dist_counts,
+                results: &DIST_RESULTS,
+                base: nlit,
             },
-            &DIST_RESULTS,
             &mut t.dist,
             Kind::Dist,
-            &mut t.sorted,
         )
         .map_err(InflateError::Invalid)?;
         Ok((lit_bits, dist_bits))
@@ -885,16 +884,23 @@ impl State<'_> {
         // the compiler see every root index is inside the fixed-size tables (no bounds checks).
         let lit_mask = ((1usize << lit_bits) - 1) & ((1 << LIT_ROOT) - 1);
         let dist_mask = ((1usize << dist_bits) - 1) & ((1 << DIST_ROOT) - 1);
-        let mut op = self.op;
+        // Work in the part of the buffer this stream writes, so that the output produced so
+        // far is `buf[..op]` (one value fewer to keep in a register).
         let start = self.start;
+        let Some(buf) = buf.get_mut(start..) else {
+            return Err(InflateError::Invalid("output start past the buffer")); // cannot happen
+        };
+        let mut op = self.op - start;
         let input = self.bits.input;
         let mut pos = self.bits.pos;
         let mut bitbuf = self.bits.buf;
         let mut cnt = self.bits.cnt;
         macro_rules! refill {
             () => {
-                if let Some(chunk) = input.get(pos..).and_then(|r| r.first_chunk::<8>()) {
-                    bitbuf |= u64::from_le_bytes(*chunk) << cnt;
+                if let Some(chunk) = input.get(pos..pos + 8) {
+                    let mut c = [0u8; 8];
+                    c.copy_from_slice(chunk);
+                    bitbuf |= u64::from_le_bytes(c) << cnt;
                     pos += ((63 - cnt) >> 3) as usize;
                     cnt |= 56;
                 } else {
@@ -933,54 +939,59 @@ impl State<'_> {
                     None => break Ok(Stop::Literal(byte)),
                 }
             }
-            if e & SUB != 0 {
-                // Consume the root bits and look up the rest of the code in the sub-table;
-                // its entry (never another pointer) is handled from the top.
-                let root = e & 0xff;
-                bitbuf >>= root;
-                cnt -= root;
-                let sub_mask = (1u64 << ((e >> 8) & 0xf)) - 1;
-                e = lit[(e >> 16) as usize + (bitbuf & sub_mask) as usize];
-                continue;
-            }
-            let saved = bitbuf;
-            let n = e & 0xff;
-            bitbuf = bitbuf.wrapping_shr(e);
-            cnt -= n;
+            // One test for the rare entries (sub-table pointer, end of block, invalid code),
+            // which all have EXC.
             if e & EXC != 0 {
+                let n = e & 0xff;
+                bitbuf >>= n;
+                cnt -= n;
+                if e & SUB != 0 {
+                    // The root bits are consumed; look up the rest of the code in the
+                    // sub-table. Its entry (never another pointer) is handled from the top.
+                    let sub_mask = (1u64 << ((e >> 8) & 0xf)) - 1;
+                    e = lit[(e >> 16) as usize + (bitbuf & sub_mask) as usize];
+                    continue;
+                }
                 if e & EOB != 0 {
                     break Ok(Stop::EndOfBlock);
                 }
                 break Err(InflateError::Invalid("invalid literal/length symbol"));
             }
-            let len =
-                (e >> 16) as usize + ((saved & ((1u64 << n) - 1)) >> ((e >> 8) & 0xf)) as usize;
+            let saved = bitbuf;
+            bitbuf = bitbuf.wrapping_shr(e);
+            cnt -= e & 0xff;
+            let len = (e >> 16) as usize + extra_bits(saved, bitbuf, e);
 
             if cnt < DIST_NEED {
                 refill!();
             }
             let mut d = dist[bitbuf as usize & dist_mask];
-            if d & SUB != 0 {
-                let root = d & 0xff;
-                bitbuf >>= root;
-                cnt -= root;
+            if d & EXC != 0 {
+                // A sub-table pointer (rare) or an invalid code.
+                let n = d & 0xff;
+                bitbuf >>= n;
+                cnt -= n;
+                if d & SUB == 0 {
+                    break Err(InflateError::Invalid("invalid distance symbol"));
+                }
                 let sub_mask = (1u64 << ((d >> 8) & 0xf)) - 1;
                 d = dist[(d >> 16) as usize + (bitbuf & sub_mask) as usize];
+                if d & EXC != 0 {
+                    let n = d & 0xff;
+                    bitbuf >>= n;
+                    cnt -= n;
+                    break Err(InflateError::Invalid("invalid distance symbol"));
+                }
             }
             let saved = bitbuf;
-            let n = d & 0xff;
             bitbuf = bitbuf.wrapping_shr(d);
-            cnt -= n;
-            if d & EXC != 0 {
-                break Err(InflateError::Invalid("invalid distance symbol"));
-            }
-            let distance =
-                (d >> 16) as usize + ((saved & ((1u64 << n) - 1)) >> ((d >> 8) & 0xf)) as usize;
+            cnt -= d & 0xff;
+            let distance = (d >> 16) as usize + extra_bits(saved, bitbuf, d);
             // One branch for both rare cases: a distance reaching back before the output
             // produced so far (RFC 1951 §3.2.5, an error) and a match too close to the end of
-            // the buffer for 8-byte moves; `huffman` sorts them out.
+            // the buffer for 16-byte moves; `huffman` sorts them out.
             let end = op + len;
-            if (distance > op - start) | (end + 8 > buf.len()) {
+            if (distance > op) | (end + 16 > buf.len()) {
                 break Ok(Stop::Match {
                     len,
                     dist: distance,
@@ -997,7 +1008,7 @@ impl State<'_> {
             }
             e = lit[bitbuf as usize & lit_mask];
         };
-        self.op = op;
+        self.op = start + op;
         self.bits.pos = pos;
         self.bits.buf = bitbuf;
         self.bits.cnt = cnt;
@@ -1005,14 +1016,46 @@ impl State<'_> {
     }
 }
 
+/// The extra bits of a length or distance code (RFC 1951 §3.2.5) whose table entry `e` was
+/// just consumed: `saved` is the bit buffer before, `rest` after (`saved >> n`, where `n` is
+/// the entry's low byte: code length plus extra bits). `saved ^ (rest << n)` is the low `n`
+/// bits of `saved` (cheaper than masking), and shifting out the code length leaves the extra
+/// bits. Shift counts are taken modulo 64, as x86 does: `n <= 28`, and bits 8..14 of a length
+/// or distance entry hold the code length alone (its flags are clear).
+#[inline(always)]
+fn extra_bits(saved: u64, rest: u64, e: u32) -> usize {
+    debug_assert!(e & (LIT | EXC | SUB | EOB) == 0 && e & 0xff < 64);
+    ((saved ^ rest.wrapping_shl(e)).wrapping_shr(e >> 8)) as usize
+}
+
 /// Copies the match `buf[op - dist..]` to `buf[op..end]` for `dist >= 8` (RFC 1951 §3.2.3:
-/// the copy may overlap what it writes) in 8-byte moves, which may scribble up to 7 bytes past
-/// `end` (overwritten later or trimmed). Requires `8 <= dist <= op` and `end + 8 <=
-/// buf.len()`; each move reads only bytes already written, since they lie `dist >= 8` back.
+/// the copy may overlap what it writes) in 16-byte moves when `dist >= 16` (most matches then
+/// take one), else 8-byte ones; either may scribble up to 15 bytes past `end` (overwritten
+/// later or trimmed). Requires `8 <= dist <= op` and `end + 16 <= buf.len()`; each move
+/// reads only bytes already written, since they lie at least a move's width back.
 #[inline(always)]
 fn copy_far(buf: &mut [u8], op: usize, dist: usize, end: usize) {
-    debug_assert!(dist >= 8 && dist <= op && end + 8 <= buf.len());
+    debug_assert!(dist >= 8 && dist <= op && end + 16 <= buf.len());
     let mut d = op;
+    if dist >= 16 {
+        // The first move, which is all of most matches, from what is already written to
+        // what follows: its bounds follow from the caller's checks.
+        let (done, rest) = buf.split_at_mut(op);
+        if let (Some(src), Some(dst)) = (
+            done[op - dist..].first_chunk::<16>(),
+            rest.first_chunk_mut::<16>(),
+        ) {
+            *dst = *src;
+        }
+        d += 16;
+        while d < end {
+            let mut chunk = [0u8; 16];
+            chunk.copy_from_slice(&buf[d - dist..d - dist + 16]);
+            buf[d..d + 16].copy_from_slice(&chunk);
+            d += 16;
+        }
+        return;
+    }
     loop {
         let chunk = load8(buf, d - dist);
         buf[d..d + 8].copy_from_slice(&chunk);
@@ -1028,7 +1071,7 @@ fn copy_far(buf: &mut [u8], op: usize, dist: usize, end: usize) {
 /// registers).
 #[inline(always)]
 fn copy_near(buf: &mut [u8], op: usize, dist: usize, end: usize) {
-    debug_assert!(dist >= 1 && dist <= op && end + 8 <= buf.len());
+    debug_assert!(dist >= 1 && dist <= op && end + 16 <= buf.len());
     if dist == 1 {
         let chunk = [buf[op - 1]; 8];
         let mut d = op;
@@ -1049,8 +1092,11 @@ fn copy_near(buf: &mut [u8], op: usize, dist: usize, end: usize) {
 #[inline(never)]
 fn copy_bytes(buf: &mut [u8], op: usize, dist: usize, end: usize) {
     debug_assert!(dist >= 1 && dist <= op && end <= buf.len());
-    for i in op..end {
-        buf[i] = buf[i - dist];
+    // Within the window from the match's source to its end, every index is in bounds.
+    if let Some(window) = buf.get_mut(op.wrapping_sub(dist)..end) {
+        for i in dist..window.len() {
+            window[i] = window[i - dist];
+        }
     }
 }
 

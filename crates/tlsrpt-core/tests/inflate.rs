@@ -938,3 +938,41 @@ fn inflate_copies_short_period_matches_anywhere_in_the_buffer() {
         }
     }
 }
+
+#[test]
+fn inflate_copies_long_period_matches_anywhere_in_the_buffer() {
+    // Periods 8-15 take 8-byte moves and 16 and up 16-byte moves (a first move from the part
+    // already written, then more for matches longer than 16), and near the end of the buffer
+    // the byte copy; check all against zlib with exact, short and no size hints.
+    for period in (8..=40usize).step_by(3) {
+        let mut data = Vec::new();
+        for round in 0..60usize {
+            data.extend_from_slice(format!("{{\"k\":{round},").as_bytes());
+            let pat: Vec<u8> = (0..period)
+                .map(|k| b'A' + ((k * 7 + round) % 26) as u8)
+                .collect();
+            for k in 0..(period + 3 + round % 50) {
+                data.push(pat[k % period]);
+            }
+        }
+        for level in [1, 6, 9] {
+            let stream = deflate(&data, level);
+            assert_eq!(reference(&stream), Some((data.clone(), stream.len())));
+            for hint in [
+                0,
+                data.len() - 17,
+                data.len() - 1,
+                data.len(),
+                data.len() + 9,
+            ] {
+                let mut out = Vec::with_capacity(hint);
+                assert_eq!(
+                    inflate(&stream, &mut out, CAP),
+                    Ok(stream.len()),
+                    "period {period} level {level} hint {hint}"
+                );
+                assert_eq!(out, data, "period {period} level {level} hint {hint}");
+            }
+        }
+    }
+}
