@@ -529,7 +529,11 @@ impl P<'_> {
             P::Idx(parent, i) => {
                 parent.push_to(out);
                 out.push('[');
-                out.push_str(crate::ascii::decimal(*i as u64, &mut [0; 20]));
+                match u8::try_from(*i) {
+                    // Nearly every index is one digit.
+                    Ok(d @ 0..=9) => out.push(char::from(b'0' + d)),
+                    _ => out.push_str(crate::ascii::decimal(*i as u64, &mut [0; 20])),
+                }
                 out.push(']');
             }
         }
@@ -628,6 +632,12 @@ impl Walker<'_> {
 
     /// A string the report cannot do without: absent, `null`, `""` or a wrong type are problems.
     fn required_str(&mut self, path: &P<'_>, node: Option<&Node<'_>>) -> Option<String> {
+        self.required_text(path, node).map(str::to_owned)
+    }
+
+    /// [`Self::required_str`], borrowed from the input: a value that is only matched
+    /// against known names (policy-type, result-type) needs no copy of its own.
+    fn required_text<'de>(&mut self, path: &P<'_>, node: Option<&Node<'de>>) -> Option<&'de str> {
         match node {
             None | Some(Node::Null) => {
                 self.problem(path, "missing (required by RFC 8460 §4.4)");
@@ -637,7 +647,7 @@ impl Walker<'_> {
                 self.problem(path, "empty (required by RFC 8460 §4.4)");
                 None
             }
-            Some(Node::Str(s)) => Some((*s).to_owned()),
+            Some(Node::Str(s)) => Some(s),
             Some(other) => {
                 self.problem(path, format!("expected a string, found {}", other.kind()));
                 None
@@ -1015,7 +1025,7 @@ impl Walker<'_> {
             &["policy-type", "policy-string", "policy-domain", "mx-host"],
         );
         let pt = path.key("policy-type");
-        let policy_type = self.required_str(&pt, ptype).map(|s| PolicyType::parse(&s));
+        let policy_type = self.required_text(&pt, ptype).map(PolicyType::parse);
         if let Some(PolicyType::Unknown(t)) = &policy_type {
             self.dev(
                 &pt,
@@ -1142,7 +1152,11 @@ impl Walker<'_> {
         // RFC 8461 erratum 6253: policy lines may end in CRLF; the report carries lines without
         // terminators (REQUIREMENTS STS-10).
         for (i, line) in lines.iter_mut().enumerate() {
-            let trimmed = line.trim_end_matches(['\r', '\n']).len();
+            // Bytewise: CR and LF are ASCII, never part of a multi-byte character.
+            let trimmed = line
+                .bytes()
+                .rposition(|b| b != b'\r' && b != b'\n')
+                .map_or(0, |i| i + 1);
             if trimmed != line.len() {
                 line.truncate(trimmed);
                 self.dev(
@@ -1219,8 +1233,13 @@ impl Walker<'_> {
             );
         }
         for (i, h) in hosts.iter().enumerate() {
-            let lower = h.trim_start().to_ascii_lowercase();
-            if lower.starts_with("mx:") {
+            // `mx:` in any case, compared in place (no lower-cased copy per host).
+            let mx_key = h
+                .trim_start()
+                .as_bytes()
+                .get(..3)
+                .is_some_and(|k| k.eq_ignore_ascii_case(b"mx:"));
+            if mx_key {
                 self.dev(
                     &p.idx(i),
                     "JSON-18",
@@ -1290,7 +1309,7 @@ impl Walker<'_> {
             ],
         );
         let prt = path.key("result-type");
-        let result_type = self.required_str(&prt, rt).map(|s| ResultType::parse(&s));
+        let result_type = self.required_text(&prt, rt).map(ResultType::parse);
         if let Some(ResultType::Unknown(t)) = &result_type {
             self.dev(
                 &prt,
@@ -1363,7 +1382,7 @@ impl Walker<'_> {
     /// never turned into one, a non-canonical one is noted.
     fn ip(&mut self, path: &P<'_>, node: Option<&Node<'_>>, rule: &'static str) -> Option<String> {
         let s = self.optional_str(path, node)?;
-        match s.parse::<IpAddr>() {
+        match parse_ip(&s) {
             // The standard parser accepts only the canonical dotted quad (no leading zeros,
             // no other radix), so whatever parsed is canonical.
             Ok(IpAddr::V4(_)) => {}
@@ -1394,6 +1413,116 @@ impl Walker<'_> {
         }
         Some(s)
     }
+}
+
+/// `s.parse::<IpAddr>()`, with the forms senders write (a dotted quad; IPv6 groups with at
+/// most one `::`) read directly: the standard parser costs more than the rest of reading a
+/// failure detail. Anything else (an embedded IPv4 tail, a leading zero, an error) goes to
+/// the standard parser, so the result is always exactly its.
+fn parse_ip(s: &str) -> Result<IpAddr, std::net::AddrParseError> {
+    match fast_ip(s.as_bytes()) {
+        Some(ip) => Ok(ip),
+        None => s.parse::<IpAddr>(),
+    }
+}
+
+/// The common forms of [`parse_ip`], or `None` when unsure (never a different reading than
+/// the standard parser's, which accepts exactly what this does and more). One pass over the
+/// bytes each, no splitting.
+fn fast_ip(b: &[u8]) -> Option<IpAddr> {
+    fast_ipv4(b)
+        .map(IpAddr::V4)
+        .or_else(|| fast_ipv6(b).map(IpAddr::V6))
+}
+
+/// A dotted quad: four decimal octets of 1-3 digits, no leading zero, at most 255.
+fn fast_ipv4(b: &[u8]) -> Option<std::net::Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut i = 0;
+    for (k, octet) in octets.iter_mut().enumerate() {
+        if k > 0 {
+            if b.get(i) != Some(&b'.') {
+                return None;
+            }
+            i += 1;
+        }
+        let start = i;
+        let mut v = 0u32;
+        while let Some(&d) = b.get(i)
+            && d.is_ascii_digit()
+            && i - start < 3
+        {
+            v = v * 10 + u32::from(d - b'0');
+            i += 1;
+        }
+        let digits = i - start;
+        if digits == 0 || (digits > 1 && b.get(start) == Some(&b'0')) {
+            return None;
+        }
+        *octet = u8::try_from(v).ok()?;
+    }
+    (i == b.len()).then_some(std::net::Ipv4Addr::from(octets))
+}
+
+/// RFC 4291 §2.2 text without an embedded IPv4 part: groups of 1-4 hex digits separated by
+/// `:`, eight of them, or at most seven around one `::`.
+fn fast_ipv6(b: &[u8]) -> Option<std::net::Ipv6Addr> {
+    let mut seg = [0u16; 8];
+    let mut n = 0;
+    // Where `::` stands, as the number of groups before it.
+    let mut gap = None;
+    let mut i = 0;
+    if b.starts_with(b"::") {
+        gap = Some(0);
+        i = 2;
+    }
+    while i < b.len() || gap != Some(n) {
+        let start = i;
+        let mut v = 0u16;
+        while let Some(&d) = b.get(i)
+            && i - start < 4
+        {
+            let x = match d {
+                b'0'..=b'9' => d - b'0',
+                b'a'..=b'f' => d - b'a' + 10,
+                b'A'..=b'F' => d - b'A' + 10,
+                _ => break,
+            };
+            v = v << 4 | u16::from(x);
+            i += 1;
+        }
+        if i == start || n == 8 {
+            return None;
+        }
+        seg[n] = v;
+        n += 1;
+        if i == b.len() {
+            break;
+        }
+        if b[i] != b':' {
+            return None;
+        }
+        i += 1;
+        if b.get(i) == Some(&b':') {
+            if gap.is_some() {
+                return None;
+            }
+            gap = Some(n);
+            i += 1;
+        }
+    }
+    match gap {
+        None if n == 8 => {}
+        None => return None,
+        // `::` stands for at least one zero group, so at most seven are written.
+        Some(_) if n > 7 => return None,
+        Some(g) => {
+            let tail = n - g;
+            seg.copy_within(g..n, 8 - tail);
+            seg[g..8 - tail].fill(0);
+        }
+    }
+    Some(std::net::Ipv6Addr::from(seg))
 }
 
 /// Writes `ip` as its `Display` does (RFC 5952 §4: lower-case hex without leading zeros, the
@@ -1483,9 +1612,10 @@ fn q(s: &str) -> String {
 /// [`q`], appended to `out`.
 fn push_q(out: &mut String, s: &str) {
     let cut = short(s);
+    // One range test per byte: printable ASCII except `"` (0x22) and `\` (0x5c).
     if cut
         .bytes()
-        .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
+        .all(|b| matches!(b, b' ' | b'!' | b'#'..=b'[' | b']'..=b'~'))
     {
         // Printable ASCII needs no escaping: the same text `{:?}` gives, without its
         // per-character escape machinery.
@@ -1510,20 +1640,32 @@ fn looks_like_uri(s: &str) -> bool {
     let mut chars = scheme.chars();
     let scheme_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
-    scheme_ok && !s.chars().any(|c| c.is_whitespace() || c.is_control())
+    scheme_ok && !has_space_or_control(s)
+}
+
+/// True when `s` holds whitespace or a control character (Unicode's `White_Space` and `Cc`).
+/// ASCII text, nearly every URI, is checked bytewise without decoding characters.
+fn has_space_or_control(s: &str) -> bool {
+    if s.is_ascii() {
+        // ASCII whitespace is 0x09-0x0d and space, all but space also control characters.
+        s.bytes().any(|b| b <= b' ' || b == 0x7f)
+    } else {
+        s.chars().any(|c| c.is_whitespace() || c.is_control())
+    }
 }
 
 /// `YYYY-MM-DDTHH:MM:SS` (shape already checked: digits and separators in place) as a UTC
 /// timestamp, or `None` for anything out of range (a leap second included), which then goes
 /// to jiff's parser and its error message.
 fn utc_seconds_timestamp(b: &[u8]) -> Option<Timestamp> {
-    let num = |r: std::ops::Range<usize>| {
-        b.get(r)?
-            .iter()
-            .try_fold(0i64, |n, &d| Some(n * 10 + i64::from(d.checked_sub(b'0')?)))
-    };
-    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let b: &[u8; 19] = b.get(..19)?.try_into().ok()?;
+    // Two digits at `i` (the shape check made them digits; `wrapping_sub` only keeps this
+    // from panicking if it were ever called without one).
+    let two =
+        |i: usize| u32::from(b[i].wrapping_sub(b'0')) * 10 + u32::from(b[i + 1].wrapping_sub(b'0'));
+    let year = two(0) * 100 + two(2);
+    let (month, day) = (two(5), two(8));
+    let (hour, minute, second) = (two(11), two(14), two(17));
     let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
     let month_days = match month {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
@@ -1535,15 +1677,17 @@ fn utc_seconds_timestamp(b: &[u8]) -> Option<Timestamp> {
     if day < 1 || day > month_days || hour > 23 || minute > 59 || second > 59 {
         return None;
     }
-    // Days since 1970-01-01 in the proleptic Gregorian calendar (H. Hinnant's days_from_civil).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
+    // Days since 1970-01-01 in the proleptic Gregorian calendar (H. Hinnant's days_from_civil),
+    // with the year moved up one 400-year era so that every quantity is unsigned (year 0000
+    // January gives year -1 otherwise).
+    let y = year + 400 - u32::from(month <= 2);
+    let (era, yoe) = (y / 400, y % 400);
+    let mp = if month > 2 { month - 3 } else { month + 9 };
     let doy = (153 * mp + 2) / 5 + day - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Timestamp::from_second(days * 86_400 + hour * 3600 + minute * 60 + second).ok()
+    let days = (i64::from(era) - 1) * 146_097 + i64::from(doe) - 719_468;
+    let secs = i64::from(hour * 3600 + minute * 60 + second);
+    Timestamp::from_second(days * 86_400 + secs).ok()
 }
 
 /// A read date-time and the deviation (rule, message) it needed, if any.
@@ -1714,6 +1858,139 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// The direct IP reading never differs from the standard parser's: random text over
+        /// the characters addresses are made of, and real addresses written in every form.
+        #[test]
+        fn ip_reading_matches_std(
+            s in "[0-9a-fA-F:.g ]{0,45}",
+            short in "[019aF:.]{0,18}",
+        ) {
+            proptest::prop_assert_eq!(parse_ip(&s).ok(), s.parse::<IpAddr>().ok(), "{}", s);
+            proptest::prop_assert_eq!(
+                parse_ip(&short).ok(),
+                short.parse::<IpAddr>().ok(),
+                "{}",
+                short
+            );
+        }
+
+        #[test]
+        fn ip_reading_matches_std_on_addresses(
+            seg in proptest::collection::vec(proptest::prop_oneof![
+                proptest::strategy::Just(0u16),
+                proptest::num::u16::ANY,
+                0u16..0x10,
+            ], 8),
+            v4 in proptest::num::u32::ANY,
+            upper in proptest::bool::ANY,
+        ) {
+            let mut g = [0u16; 8];
+            g.copy_from_slice(&seg);
+            let v6 = std::net::Ipv6Addr::from(g);
+            let full = g.iter().map(|x| format!("{x:04x}")).collect::<Vec<_>>().join(":");
+            let v4 = std::net::Ipv4Addr::from(v4).to_string();
+            for text in [v6.to_string(), full, v4] {
+                let text = if upper { text.to_ascii_uppercase() } else { text };
+                let fast = fast_ip(text.as_bytes());
+                proptest::prop_assert!(fast.is_some() || text.contains('.'), "{}", text);
+                proptest::prop_assert_eq!(parse_ip(&text).ok(), text.parse::<IpAddr>().ok());
+            }
+        }
+    }
+
+    /// Every text of up to 7 characters over `0 1 f : .` (digits, hex, both separators).
+    #[test]
+    fn ip_reading_exhaustive_short() {
+        let alphabet = b"01f:.";
+        let mut text = Vec::new();
+        for len in 0..=7u32 {
+            for mut n in 0..alphabet.len().pow(len) {
+                text.clear();
+                for _ in 0..len {
+                    text.push(alphabet[n % alphabet.len()]);
+                    n /= alphabet.len();
+                }
+                let s = std::str::from_utf8(&text).unwrap();
+                assert_eq!(parse_ip(s).ok(), s.parse::<IpAddr>().ok(), "{s}");
+            }
+        }
+    }
+
+    #[test]
+    fn space_or_control_matches_char_classes() {
+        for s in [
+            "",
+            "https://x",
+            "a b",
+            "a\tb",
+            "a\x7fb",
+            "a\x1fb",
+            "a\x0bb",
+            "a\x0cb",
+            "é",
+            "a\u{85}b",
+            "a\u{a0}b",
+            "a\u{2028}b",
+            "a\u{3000}b",
+            "a\u{9f}b",
+            "mailto:é",
+        ] {
+            let want = s.chars().any(|c| c.is_whitespace() || c.is_control());
+            assert_eq!(has_space_or_control(s), want, "{s:?}");
+        }
+        for b in 0u8..=0x7f {
+            let s = String::from(char::from(b));
+            let want = s.chars().any(|c| c.is_whitespace() || c.is_control());
+            assert_eq!(has_space_or_control(&s), want, "{b:#x}");
+        }
+    }
+
+    #[test]
+    fn ip_reading_edge_cases() {
+        for s in [
+            "",
+            ":",
+            "::",
+            ":::",
+            "1::",
+            "::1",
+            "1::2::3",
+            "1:2:3:4:5:6:7:8",
+            "1:2:3:4:5:6:7:8:9",
+            "1:2:3:4:5:6:7::",
+            "::2:3:4:5:6:7:8",
+            "1::2:3:4:5:6:7:8",
+            "1:2:3:4:5:6:7:8::",
+            "12345::",
+            "0000:0:00:000::",
+            "::ffff:1.2.3.4",
+            "1.2.3.4",
+            "01.2.3.4",
+            "1.2.3",
+            "1.2.3.4.5",
+            "256.1.1.1",
+            "255.255.255.255",
+            "0.0.0.0",
+            "1..2.3",
+            "1.2.3.4 ",
+            " 1.2.3.4",
+            "1.2.3.",
+            "+1.2.3.4",
+            "1:2",
+            "fffff::",
+            "g::",
+            "1:2:3:4:5:6:1.2.3.4",
+            "1:2:3:4:5:6:7:1.2.3.4",
+            "::1.2.3.4",
+            "1.2.3.4::",
+            "0x1.2.3.4",
+            "1.2.3.0004",
+        ] {
+            assert_eq!(parse_ip(s).ok(), s.parse::<IpAddr>().ok(), "{s}");
+        }
+    }
+
     #[test]
     fn quoting_matches_debug_escaping() {
         for s in [
@@ -1757,6 +2034,16 @@ mod tests {
             "9999-12-31T23:59:59Z",
         ] {
             assert!(utc_seconds_timestamp(bad.as_bytes()).is_none(), "{bad}");
+        }
+        // Every 13th day from year 0 to 2400, at a time of day that moves too.
+        let mut ts = "0000-01-01T00:00:00Z".parse::<Timestamp>().unwrap();
+        let end = "2400-12-31T23:59:59Z".parse::<Timestamp>().unwrap();
+        while ts < end {
+            let text = ts.to_string();
+            assert_eq!(utc_seconds_timestamp(text.as_bytes()), Some(ts), "{text}");
+            ts = ts
+                .checked_add(jiff::SignedDuration::from_secs(13 * 86_400 + 3_607))
+                .unwrap();
         }
         // A leap second still reads as jiff reads it.
         assert!(parse_datetime("2016-12-31T23:59:60Z").is_ok());

@@ -1028,3 +1028,71 @@ fn json_01_lone_surrogate_and_control_characters_rejected() {
         assert!(matches!(e, ReadError::Syntax { .. }), "{bad}: {e:?}");
     }
 }
+
+/// The forms the reader checks in place (IP addresses, `mx:` keys, URIs, CR/LF line ends,
+/// indexes in paths) give exactly the deviations and messages of the general code.
+#[test]
+fn in_place_checks_keep_their_messages() {
+    let mut v = base();
+    let detail = |ip: &str, info: &str| {
+        json!({
+            "result-type": "certificate-expired",
+            "sending-mta-ip": ip,
+            "failed-session-count": 1,
+            "additional-information": info
+        })
+    };
+    let mut details = Vec::new();
+    for ip in [
+        "2001:db8::1",
+        "::ffff:192.0.2.1",
+        "::",
+        "1:2:3:4:5:6:7:8",
+        "1:0:0:4:5:0:0:0",
+        "192.0.2.025",
+        "2001:0db8::0001",
+        "FE80::1",
+        "::ffff:c000:201",
+        "255.255.255.255",
+        "1::2::3",
+    ] {
+        details.push(detail(ip, "https://x.example/a"));
+    }
+    details.push(detail("192.0.2.1", "https://x.example/a b"));
+    details.push(detail("192.0.2.1", "https://x.example/\u{a0}"));
+    details.push(detail("192.0.2.1", "https://x.example/\u{e9}"));
+    v["policies"][0]["failure-details"] = json!(details);
+    v["policies"][0]["summary"]["total-failure-session-count"] = json!(details.len());
+    v["policies"][0]["policy"]["mx-host"] =
+        json!([" MX: mx1.recipient.example", "Mx:x", "mx", "m\u{e9}:x"]);
+    v["policies"][0]["policy"]["policy-string"] =
+        json!(["version: STSv1\r\n", "\n", "mode: enforce"]);
+    let r = ok_v(&v);
+    let got: Vec<String> = r
+        .deviations
+        .iter()
+        .map(|d| format!("{} {} {}", d.path, d.rule, d.message))
+        .collect();
+    let fd = "policies[0].failure-details";
+    let want = [
+        "policies[0].policy.policy-string[0] STS-10 line ends in a CR/LF line terminator (RFC 8461 erratum 6253); stripped".to_string(),
+        "policies[0].policy.policy-string[1] STS-10 line ends in a CR/LF line terminator (RFC 8461 erratum 6253); stripped".to_string(),
+        "policies[0].policy.mx-host[0] JSON-18 \" MX: mx1.recipient.example\" is a policy line with its \"mx:\" key, not an mx pattern; kept as written".to_string(),
+        "policies[0].policy.mx-host[1] JSON-18 \"Mx:x\" is a policy line with its \"mx:\" key, not an mx pattern; kept as written".to_string(),
+        "policies[0].policy.mx-host[3] JSON-18 contains U-labels; RFC 8460 §4.4 requires A-labels; kept as written".to_string(),
+        format!("{fd}[4].sending-mta-ip JSON-22 \"1:0:0:4:5:0:0:0\" is not in canonical form (RFC 5952 / dotted quad); kept as written, written out as \"1:0:0:4:5::\""),
+        format!("{fd}[5].sending-mta-ip JSON-22 \"192.0.2.025\" is not an IP address; kept verbatim, never used as one"),
+        format!("{fd}[6].sending-mta-ip JSON-22 \"2001:0db8::0001\" is not in canonical form (RFC 5952 / dotted quad); kept as written, written out as \"2001:db8::1\""),
+        format!("{fd}[7].sending-mta-ip JSON-22 \"FE80::1\" is not in canonical form (RFC 5952 / dotted quad); kept as written, written out as \"fe80::1\""),
+        format!("{fd}[8].sending-mta-ip JSON-22 \"::ffff:c000:201\" is not in canonical form (RFC 5952 / dotted quad); kept as written, written out as \"::ffff:192.0.2.1\""),
+        format!("{fd}[10].sending-mta-ip JSON-22 \"1::2::3\" is not an IP address; kept verbatim, never used as one"),
+        format!("{fd}[11].additional-information JSON-27 not a URI (no scheme, or contains whitespace); kept as written"),
+        format!("{fd}[12].additional-information JSON-27 not a URI (no scheme, or contains whitespace); kept as written"),
+    ];
+    assert_eq!(got, want);
+    assert_eq!(
+        r.report.policies[0].policy.policy_string[0],
+        "version: STSv1"
+    );
+    assert_eq!(r.report.policies[0].policy.policy_string[1], "");
+}
