@@ -157,7 +157,7 @@ fn dane_failure_fields_and_report_mapping() {
 }
 
 #[test]
-fn postfix_multiline_ehlo_keeps_first_line_host() {
+fn json_24_postfix_multiline_ehlo_keeps_first_line_host() {
     let d = decode(POSTFIX_FAILURE.as_bytes()).unwrap();
     let p = d.policies().next().unwrap();
     let key = p.failure_details.iter().next().unwrap().to_failure_key();

@@ -288,3 +288,149 @@ fn json_17_domains_are_reported_in_a_labels() {
         Some("xn--bcher-kva.example")
     );
 }
+
+/// The one report a tally with one report key gives, as the JSON the writer emits.
+fn only_report_json(t: &Tally) -> serde_json::Value {
+    let r = reports(t);
+    assert_eq!(r.len(), 1, "{r:?}");
+    write::to_value(&r[0].1)
+}
+
+#[test]
+fn json_10_organization_name_is_the_configured_string() {
+    let mut t = Tally::new();
+    add(&mut t, DAY, &sts("example.com", None));
+    for name in ["Google Inc.", "mail.sys4.example"] {
+        let r = t.reports(name, "tlsrpt@example.net", |k| k.domain.clone());
+        let v = write::to_value(&r[0].1);
+        assert_eq!(v["organization-name"], serde_json::json!(name));
+    }
+}
+
+#[test]
+fn json_23_json_28_mx_hostname_from_dns_and_reason_code_kept() {
+    // Postfix sends the MX name it looked up (`n`) and the EHLO reply (`h`) separately; the
+    // report's receiving-mx-hostname is the DNS name, never the EHLO name, and the reason
+    // code is carried as sent.
+    let mut dg = DatagramBuf::new("example.com", "v=TLSRPTv1; rua=mailto:r@example.net");
+    let mut p = PolicyBuf::new(&PolicyType::Sts, Some("example.com"));
+    p.push_failure(FailureBuf {
+        code: 203,
+        sending_mta_ip: Some("192.0.2.1".into()),
+        receiving_mx_hostname: Some("mx1.example.com".into()),
+        receiving_mx_helo: Some("250-relay7.hoster.example\r\n250 STARTTLS".into()),
+        receiving_ip: Some("198.51.100.7".into()),
+        failure_reason_code: Some("X509_V_ERR_UNHANDLED_CRITICAL_CRL_EXTENSION".into()),
+        ..FailureBuf::default()
+    });
+    dg.policies.push(p);
+    let mut t = Tally::new();
+    add(&mut t, DAY, &dg.encode());
+    let v = only_report_json(&t);
+    let fd = &v["policies"][0]["failure-details"][0];
+    assert_eq!(fd["result-type"], "certificate-not-trusted");
+    assert_eq!(fd["receiving-mx-hostname"], "mx1.example.com");
+    assert_eq!(fd["receiving-mx-helo"], "relay7.hoster.example");
+    assert_eq!(
+        fd["failure-reason-code"],
+        "X509_V_ERR_UNHANDLED_CRITICAL_CRL_EXTENSION"
+    );
+}
+
+#[test]
+fn json_31_one_session_with_two_failure_types_gives_two_entries() {
+    // One session hit two errors: one failed session, two failure-details entries, each with
+    // its own context (JSON-30: the entries' counts may exceed the failure total).
+    let mut dg = DatagramBuf::new("example.com", "v=TLSRPTv1; rua=mailto:r@example.net");
+    let mut p = PolicyBuf::new(&PolicyType::Sts, Some("example.com"));
+    p.push_failure(FailureBuf {
+        code: 202,
+        receiving_mx_hostname: Some("mx1.example.com".into()),
+        ..FailureBuf::default()
+    });
+    p.push_failure(FailureBuf {
+        code: 204,
+        receiving_mx_hostname: Some("mx1.example.com".into()),
+        additional_information: Some("https://reports.example.net/chain/1".into()),
+        ..FailureBuf::default()
+    });
+    dg.policies.push(p);
+    let mut t = Tally::new();
+    add(&mut t, DAY, &dg.encode());
+    let v = only_report_json(&t);
+    let p = &v["policies"][0];
+    assert_eq!(p["summary"]["total-failure-session-count"], 1);
+    let fds = p["failure-details"].as_array().unwrap();
+    assert_eq!(fds.len(), 2, "{fds:?}");
+    let mismatch = fds
+        .iter()
+        .find(|f| f["result-type"] == "certificate-host-mismatch")
+        .unwrap();
+    let expired = fds
+        .iter()
+        .find(|f| f["result-type"] == "certificate-expired")
+        .unwrap();
+    assert_eq!(mismatch["failed-session-count"], 1);
+    assert_eq!(expired["failed-session-count"], 1);
+    assert!(mismatch.get("additional-information").is_none());
+    assert_eq!(
+        expired["additional-information"],
+        "https://reports.example.net/chain/1"
+    );
+}
+
+#[test]
+fn rpt_17_sts_policy_string_as_declared_errors_and_all() {
+    // The policy text as the receiving site declared it, line by line in file order, errors
+    // included (`mode: enforced`, an unknown key, a repeated mx): nothing is sorted, fixed,
+    // merged or dropped, and each mx line stays its own element.
+    let lines = [
+        "version: STSv1",
+        "mode: enforced",
+        "mx: mx2.example.com",
+        "mx: *.example.com",
+        "max_age: 604800",
+        "colour: blue",
+        "mx: mx2.example.com",
+    ];
+    let mut dg = DatagramBuf::new("example.com", "v=TLSRPTv1; rua=mailto:r@example.net");
+    let mut p = PolicyBuf::new(&PolicyType::Sts, Some("example.com"));
+    p.policy_strings = lines.iter().map(|s| s.to_string()).collect();
+    p.mx_hosts = vec!["mx2.example.com".into(), "*.example.com".into()];
+    dg.policies.push(p);
+    let mut t = Tally::new();
+    add(&mut t, DAY, &dg.encode());
+    let v = only_report_json(&t);
+    let policy = &v["policies"][0]["policy"];
+    assert_eq!(policy["policy-type"], "sts");
+    assert_eq!(policy["policy-string"], serde_json::json!(lines));
+    assert!(
+        policy["policy-string"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e.is_string())
+    );
+}
+
+#[test]
+fn rpt_18_tlsa_policy_string_one_element_per_rr() {
+    // One "<usage> <selector> <mtype> <hex>" element per TLSA RR, exactly as the MTA built
+    // it: no owner, TTL, class or type, no parentheses, no nesting.
+    let rrs = [
+        "3 1 1 EA1A962106816DB744DC30650BF24AA315EC613601EECE43F9F7DEAE9168D377",
+        "2 0 1 0C72AC70B745AC19998811B131D662C9AC69DBDBE7CB23E5B514B56664C5D3D6",
+    ];
+    let mut dg = DatagramBuf::new("example.com", "v=TLSRPTv1; rua=mailto:r@example.net");
+    let mut p = PolicyBuf::new(&PolicyType::Tlsa, Some("mx1.example.com"));
+    p.policy_strings = rrs.iter().map(|s| s.to_string()).collect();
+    dg.policies.push(p);
+    let mut t = Tally::new();
+    add(&mut t, DAY, &dg.encode());
+    let v = only_report_json(&t);
+    let policy = &v["policies"][0]["policy"];
+    assert_eq!(policy["policy-type"], "tlsa");
+    assert_eq!(policy["policy-domain"], "mx1.example.com");
+    assert_eq!(policy["policy-string"], serde_json::json!(rrs));
+    assert!(policy.get("mx-host").is_none(), "mx-host is for sts only");
+}

@@ -176,6 +176,29 @@ fn json_32_counts_are_numbers_clamped_to_2_pow_53_minus_1() {
 }
 
 #[test]
+fn json_19_json_20_json_26_counts_are_json_integers() {
+    let json = to_json(&sample());
+    // Bare JSON numbers, never strings or fractions.
+    assert!(
+        json.contains("\"total-successful-session-count\":10,"),
+        "{json}"
+    );
+    assert!(
+        json.contains("\"total-failure-session-count\":2}"),
+        "{json}"
+    );
+    assert!(json.contains("\"failed-session-count\":2"), "{json}");
+    let v = to_value(&sample());
+    let summary = &v["policies"][0]["summary"];
+    assert_eq!(summary["total-successful-session-count"].as_u64(), Some(10));
+    assert_eq!(summary["total-failure-session-count"].as_u64(), Some(2));
+    assert_eq!(
+        v["policies"][0]["failure-details"][0]["failed-session-count"].as_u64(),
+        Some(2)
+    );
+}
+
+#[test]
 fn json_27_key_is_additional_information() {
     let mut r = sample();
     r.policies[0].failure_details[0].additional_information = Some("https://x.example/1".into());

@@ -37,6 +37,10 @@ async fn server() -> DnsServer {
             &["v=TLSRPTv1; rua=https://reports.provider.example/v1"],
         )
         .servfail("_smtp._tls.broken.recipient.example")
+        .txt(
+            "_smtp._tls.xn--bcher-kva.recipient.example",
+            &["v=TLSRPTv1; rua=mailto:tls@xn--bcher-kva.example"],
+        )
         .timeout("_smtp._tls.slow.recipient.example")
         .mx("recipient.example", 20, "mx2.recipient.example")
         .mx("recipient.example", 10, "MX1.recipient.example")
@@ -227,4 +231,72 @@ async fn dns_02_no_walking_up_to_the_parent() {
     // recipient.example has a record; its subdomain does not inherit it.
     let d = dns(&srv).discover("sub.recipient.example").await;
     assert_eq!(d, Discovery::NoRecord(Lookup::NxDomain));
+}
+
+#[tokio::test]
+async fn dns_01_record_is_at_smtp_tls_under_the_a_label_policy_domain() {
+    let srv = server().await;
+    let d = dns(&srv);
+    let rua = |found: &Discovery| -> Vec<String> {
+        found
+            .record()
+            .unwrap_or_else(|| panic!("{found:?}"))
+            .usable_rua()
+            .map(|u| u.as_str().to_owned())
+            .collect()
+    };
+    // `_smtp._tls.<policy domain>`; a trailing dot names the same domain.
+    for name in ["recipient.example", "recipient.example."] {
+        assert_eq!(
+            rua(&d.discover(name).await),
+            ["mailto:tls@example.net"],
+            "{name}"
+        );
+    }
+    // The record lives under `_smtp._tls`, not at the policy domain itself.
+    assert_eq!(d.txt("recipient.example").await, Lookup::NoData);
+    // An IDN policy domain is normalised to its A-label form (as the collector stores it)
+    // and looked up that way.
+    let pd = tlsrpt_core::domain::normalize("B\u{fc}cher.Recipient.Example.").unwrap();
+    assert_eq!(pd, "xn--bcher-kva.recipient.example");
+    assert_eq!(
+        rua(&d.discover(&pd).await),
+        ["mailto:tls@xn--bcher-kva.example"]
+    );
+}
+
+#[tokio::test]
+async fn dane_10_tlsa_rr_becomes_the_rfc_policy_string() {
+    // The RFC 8460 §4.5 example: `3 1 1 ( ea1a9621... )` in the zone file becomes one
+    // string, decimal fields, the data as one unbroken upper-case hex string, no owner, TTL,
+    // class or type.
+    let data: Vec<u8> = (0..32)
+        .map(|i| {
+            u8::from_str_radix(
+                &"ea1a962106816db744dc30650bf24aa315ec613601eece43f9f7deae9168d377"
+                    [2 * i..2 * i + 2],
+                16,
+            )
+            .unwrap()
+        })
+        .collect();
+    let srv = DnsServer::builder()
+        .zone("recipient.example")
+        .tlsa("_25._tcp.mx1.recipient.example", 3, 1, 1, &data)
+        .tlsa("_25._tcp.mx1.recipient.example", 2, 0, 2, &[0x0a, 0xff])
+        .start()
+        .await
+        .unwrap();
+    let Lookup::Found(set) = dns(&srv).tlsa("mx1.recipient.example", 25).await else {
+        panic!()
+    };
+    let mut got: Vec<String> = set.records.iter().map(|t| t.to_policy_string()).collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "2 0 2 0AFF",
+            "3 1 1 EA1A962106816DB744DC30650BF24AA315EC613601EECE43F9F7DEAE9168D377",
+        ]
+    );
 }

@@ -38,7 +38,7 @@ fn mailto() -> Destination {
 // ---------------------------------------------------------------- SMTP
 
 #[tokio::test]
-async fn mail_11_plain_relay_receives_a_signed_report() {
+async fn mail_01_mail_11_plain_relay_receives_a_signed_report() {
     let sink = SmtpSink::builder().start().await.unwrap();
     let d = Deliverer::new(&mail_settings(sink.addr(), StartTls::Off)).unwrap();
     let detail = d.deliver(&report(), &mailto()).await.unwrap();
@@ -385,7 +385,7 @@ impl Web {
 }
 
 #[tokio::test]
-async fn dlv_02_http_02_http_03_post_gzip_and_any_2xx_is_delivered() {
+async fn http_01_dlv_02_http_02_http_03_post_gzip_and_any_2xx_is_delivered() {
     let w = web().await;
     let d = w.deliverer(true, true, Duration::from_secs(10));
     let r = report();
@@ -398,6 +398,7 @@ async fn dlv_02_http_02_http_03_post_gzip_and_any_2xx_is_delivered() {
         assert_eq!(got, want);
     }
     let s = w.seen.lock().unwrap();
+    // HTTP-01: the test routes take POST only (any other method is a 405, not a hit).
     assert_eq!(s.hits, 3);
     // HTTP-02: the raw gzip bytes with Content-Type application/tlsrpt+gzip, no
     // Content-Encoding.
@@ -510,8 +511,9 @@ async fn ssrf_private_targets_are_refused_by_default() {
 }
 
 #[tokio::test]
-async fn mailto_and_https_side_by_side() {
-    // One deliverer serves both kinds; the submitter domain is the contact-info domain.
+async fn dlv_01_mailto_and_https_side_by_side() {
+    // DLV-01: a report goes by HTTPS POST to an `https:` rua and by mail to a `mailto:` rua;
+    // one deliverer serves both kinds; the submitter domain is the contact-info domain.
     let w = web().await;
     let sink = SmtpSink::builder().start().await.unwrap();
     let mut s = mail_settings(sink.addr(), StartTls::Off);
@@ -523,6 +525,7 @@ async fn mailto_and_https_side_by_side() {
     d.deliver(&r, &w.url("/200")).await.unwrap();
     d.deliver(&r, &mailto()).await.unwrap();
     let got = sink.wait_for(1, Duration::from_secs(5)).await;
+    assert_eq!(got[0].rcpt_to, vec![TO.to_string()]);
     let m = tlsrpt_core::message::extract_report(&got[0].data, &Limits::default()).unwrap();
     assert_eq!(m.report_submitter.as_deref(), Some(SUBMITTER));
     assert_eq!(w.hits(), 1);

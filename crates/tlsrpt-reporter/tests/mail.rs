@@ -26,7 +26,7 @@ fn header<'a>(raw: &'a str, name: &str) -> Vec<&'a str> {
 }
 
 #[test]
-fn mail_02_multipart_report_with_text_and_gzip_parts() {
+fn mail_02_mail_03_multipart_report_with_text_and_gzip_parts() {
     let r = sample(Shape::StsWithFailures, "recipient.example");
     let bytes = build_message(&r, FROM, TO, now()).unwrap();
     let msg = MessageParser::default().parse(&bytes).unwrap();

@@ -120,7 +120,8 @@ fn data_dir() -> PathBuf {
 
 /// https.example → /ok, flaky.example → /flaky (500 then 200), gone.example → /gone (404),
 /// down.example → /down (always 503), mail.example → mailto, bounce.example → mailto (550),
-/// none.example → no record, broken.example → SERVFAIL.
+/// none.example → no record, broken.example → SERVFAIL, invalid.example → an invalid record,
+/// httponly.example → a record whose only rua is `http:`, two.example → two TLSRPT records.
 async fn env(script: &[(&str, &[u16])], rcpt_replies: &[&str]) -> Env {
     tlsrpt_testkit::install_crypto();
     let recv: Shared = Arc::default();
@@ -152,6 +153,22 @@ async fn env(script: &[(&str, &[u16])], rcpt_replies: &[&str]) -> Env {
             &["v=TLSRPTv1; rua=mailto:nobody@bounce.example"],
         )
         .servfail("_smtp._tls.broken.example")
+        .txt(
+            "_smtp._tls.invalid.example",
+            &["v=TLSRPTv1; rua=mailto:tlsrpt@invalid.example!10m"],
+        )
+        .txt(
+            "_smtp._tls.httponly.example",
+            &["v=TLSRPTv1; rua=http://reports.example/ok"],
+        )
+        .txt(
+            "_smtp._tls.two.example",
+            &["v=TLSRPTv1; rua=mailto:a@two.example"],
+        )
+        .txt(
+            "_smtp._tls.two.example",
+            &["v=TLSRPTv1; rua=mailto:b@two.example"],
+        )
         .start()
         .await
         .unwrap();
@@ -300,6 +317,39 @@ async fn dns_19_send_now_delivers_https_and_mail_and_records_none() {
     assert!(events.iter().any(
         |ev| matches!(ev, Event::NoRecord { policy_domain, .. } if policy_domain == "none.example")
     ));
+}
+
+#[tokio::test]
+async fn rpt_01_only_a_valid_record_with_a_usable_rua_gets_the_report() {
+    // Every domain had sessions, and the MTA saw a record for each (`fill` stores a mailto:
+    // record as collected), but at send time only https.example publishes a valid record
+    // with a usable rua: no record, an invalid one, one with only an `http:` rua, or two
+    // records give no report (DNS-04...DNS-10, DNS-18).
+    let e = env(&[], &[]).await;
+    let nothing = [
+        "none.example",
+        "invalid.example",
+        "httponly.example",
+        "two.example",
+    ];
+    let mut all = vec!["https.example"];
+    all.extend(nothing);
+    fill(&e.store, &all, 1).await;
+    let built = e.reporter.build(DAY, None, false, now()).await.unwrap();
+    assert_eq!(built.reports.len(), all.len());
+    e.reporter.step(now(), Some(&ids(&built))).await.unwrap();
+
+    assert_eq!(e.report("https.example").await.status, "delivered");
+    assert_eq!(e.posts("ok").len(), 1, "one POST, for https.example only");
+    for d in nothing {
+        let r = e.report(d).await;
+        assert_eq!(r.status, "none", "{d}: {r:?}");
+        assert!(r.destinations.is_empty(), "{d}: {r:?}");
+    }
+    assert!(
+        e.smtp.received().is_empty(),
+        "the collected mailto: records are not used by default"
+    );
 }
 
 #[tokio::test]
