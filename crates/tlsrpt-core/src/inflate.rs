@@ -60,10 +60,50 @@ pub fn inflate(input: &[u8], out: &mut Vec<u8>, cap: usize) -> Result<usize, Inf
     } else {
         input.len().saturating_mul(4).max(1024)
     };
-    let room = room.min(input.len().saturating_mul(8).max(64 * 1024));
-    let init = start.saturating_add(room).min(cap);
+    let init = start.saturating_add(plausible(input, room)).min(cap);
     resize_within(out, init);
+    let (result, op) = decode_stream(input, out, start, cap);
+    out.truncate(op);
+    result
+}
 
+/// As [`inflate`], into `scratch` from its start, for a caller that inflates many small
+/// streams into one buffer it keeps: the bytes `scratch` already holds are overwritten rather
+/// than zeroed again, and on return `scratch[..n]` is the output (what follows is left over
+/// from earlier use). Returns `(input bytes used, n)`. `size_hint` (gzip's ISIZE) sizes the
+/// buffer when it is shorter; the output never exceeds `cap`.
+pub fn inflate_reuse(
+    input: &[u8],
+    scratch: &mut Vec<u8>,
+    size_hint: usize,
+    cap: usize,
+) -> Result<(usize, usize), InflateError> {
+    // Room for the hint plus the fast path's margin (16-byte match moves), so that an honest
+    // stream never leaves the fast loop at its end.
+    let init = plausible(input, size_hint.saturating_add(32)).min(cap);
+    if scratch.len() < init {
+        resize_within(scratch, init);
+    }
+    // What an earlier, larger stream left may not let this one grow past its cap.
+    scratch.truncate(cap);
+    let (result, op) = decode_stream(input, scratch, 0, cap);
+    result.map(|used| (used, op))
+}
+
+/// `room`, limited to what `input` could plausibly expand to, so that a lying size hint does
+/// not make us zero-fill megabytes for a tiny input.
+fn plausible(input: &[u8], room: usize) -> usize {
+    room.min(input.len().saturating_mul(8).max(64 * 1024))
+}
+
+/// Decodes `input` into `out[start..]`, growing `out` up to `cap`; returns the result (input
+/// bytes used) and the output's end in `out`.
+fn decode_stream(
+    input: &[u8],
+    out: &mut Vec<u8>,
+    start: usize,
+    cap: usize,
+) -> (Result<usize, InflateError>, usize) {
     let mut s = State {
         bits: Bits {
             input,
@@ -76,17 +116,17 @@ pub fn inflate(input: &[u8], out: &mut Vec<u8>, cap: usize) -> Result<usize, Inf
         cap,
     };
     let result = s.run(out);
-    out.truncate(s.op);
     let consumed = s.bits.consumed_bits();
     let available = (input.len() as u64) * 8;
-    match result {
+    let result = match result {
         // Whatever went wrong, if the decoder had already read past the end of the input
         // (the bit buffer pads with zeros), the real problem is the missing data.
         // The same holds when the stream seemed to end inside that padding.
         _ if consumed > available => Err(InflateError::Truncated),
         Err(e) => Err(e),
         Ok(()) => Ok(consumed.div_ceil(8) as usize),
-    }
+    };
+    (result, s.op)
 }
 
 /// Widest root table for the literal/length code; longer codes use sub-tables.

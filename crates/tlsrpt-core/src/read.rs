@@ -288,8 +288,12 @@ pub fn is_gzip(bytes: &[u8]) -> bool {
 /// stream is bounded by `max_decompressed_bytes` instead.
 pub fn read_report(bytes: &[u8], limits: &Limits) -> Result<Reading, ReadError> {
     if is_gzip(bytes) {
-        let json = gunzip(bytes, limits)?;
-        read_json_text(&json, limits)
+        // Inflated into a per-thread buffer: a report then costs no allocation, no zeroing
+        // and no free for its JSON text.
+        with_scratch(|scratch| {
+            let n = gunzip_into(bytes, limits, scratch)?;
+            read_json_text(scratch.get(..n).unwrap_or_default(), limits)
+        })
     } else {
         read_json(bytes, limits)
     }
@@ -321,6 +325,15 @@ pub fn read_json(bytes: &[u8], limits: &Limits) -> Result<Reading, ReadError> {
 /// an honest stream is inflated without a reallocation and a lying one costs no more than the
 /// limit.
 pub fn gunzip(bytes: &[u8], limits: &Limits) -> Result<Vec<u8>, ReadError> {
+    let mut out = Vec::new();
+    let n = gunzip_into(bytes, limits, &mut out)?;
+    out.truncate(n);
+    Ok(out)
+}
+
+/// [`gunzip`] into `scratch` (reused: see [`crate::inflate::inflate_reuse`]); the output is
+/// `scratch[..n]`.
+fn gunzip_into(bytes: &[u8], limits: &Limits, scratch: &mut Vec<u8>) -> Result<usize, ReadError> {
     if bytes.len() > limits.max_input_bytes {
         return Err(ReadError::InputTooLarge {
             len: bytes.len(),
@@ -341,26 +354,27 @@ pub fn gunzip(bytes: &[u8], limits: &Limits) -> Result<Vec<u8>, ReadError> {
         .map_or(0, |t| u32::from_le_bytes(t) as usize);
     // Deflate expands at most 1,032:1 (RFC 1951 §3.2.5: a 258-byte match per ~2 bits), so a
     // hint beyond that is a lie and is not reserved.
-    let plausible = input.len().saturating_mul(1032);
-    let mut out = Vec::with_capacity(hint.min(plausible).clamp(64, cap.max(64)));
-    let used = crate::inflate::inflate(input, &mut out, cap).map_err(|e| match e {
-        crate::inflate::InflateError::Truncated => truncated(),
-        crate::inflate::InflateError::TooLarge { .. } => {
-            ReadError::DecompressedTooLarge { max: cap }
-        }
-        crate::inflate::InflateError::Invalid(what) => {
-            ReadError::Gzip(format!("invalid deflate data: {what}"))
-        }
-    })?;
+    let hint = hint.min(input.len().saturating_mul(1032));
+    let (used, n) =
+        crate::inflate::inflate_reuse(input, scratch, hint, cap).map_err(|e| match e {
+            crate::inflate::InflateError::Truncated => truncated(),
+            crate::inflate::InflateError::TooLarge { .. } => {
+                ReadError::DecompressedTooLarge { max: cap }
+            }
+            crate::inflate::InflateError::Invalid(what) => {
+                ReadError::Gzip(format!("invalid deflate data: {what}"))
+            }
+        })?;
+    let out = scratch.get(..n).unwrap_or_default();
     // RFC 1952 §2.3.1: CRC32 then ISIZE (the length modulo 2^32), both little-endian.
     let trailer = input.get(used..used + 8).ok_or_else(truncated)?;
-    let crc = crc32fast::hash(&out);
+    let crc = crc32fast::hash(out);
     let want_crc = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
     let want_len = u32::from_le_bytes([trailer[4], trailer[5], trailer[6], trailer[7]]);
     if crc != want_crc {
         return Err(ReadError::Gzip("CRC-32 mismatch (corrupt data)".into()));
     }
-    if out.len() as u32 != want_len {
+    if n as u32 != want_len {
         return Err(ReadError::Gzip(
             "length in the trailer does not match the data".into(),
         ));
@@ -372,7 +386,7 @@ pub fn gunzip(bytes: &[u8], limits: &Limits) -> Result<Vec<u8>, ReadError> {
             count: bytes.len() - end,
         });
     }
-    Ok(out)
+    Ok(n)
 }
 
 fn truncated() -> ReadError {
@@ -449,6 +463,27 @@ thread_local! {
 /// An arena retained between reports is kept only up to this size; one that a big report
 /// grew is dropped, so a hostile input does not pin its memory in every thread.
 const ARENA_KEEP_BYTES: usize = 256 * 1024;
+
+thread_local! {
+    /// The buffer gzipped reports are inflated into, kept for the next ([`with_scratch`]).
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with this thread's inflate buffer. Like the arena, a buffer that a big report
+/// grew past [`ARENA_KEEP_BYTES`] is dropped rather than kept.
+fn with_scratch<T>(f: impl FnOnce(&mut Vec<u8>) -> T) -> T {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut scratch) => {
+            let out = f(&mut scratch);
+            if scratch.capacity() > ARENA_KEEP_BYTES {
+                *scratch = Vec::new();
+            }
+            out
+        }
+        // Re-entered (not done today): a fresh buffer for the inner call.
+        Err(_) => f(&mut Vec::new()),
+    })
+}
 
 fn with_arena<T>(f: impl FnOnce(&bumpalo::Bump) -> T) -> T {
     ARENA.with(|cell| match cell.try_borrow_mut() {

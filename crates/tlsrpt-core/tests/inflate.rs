@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use flate2::{Compression, Decompress, FlushDecompress, Status};
 use proptest::prelude::*;
-use tlsrpt_core::inflate::{InflateError, inflate};
+use tlsrpt_core::inflate::{InflateError, inflate, inflate_reuse};
 
 const CAP: usize = 16 << 20;
 
@@ -975,4 +975,45 @@ fn inflate_copies_long_period_matches_anywhere_in_the_buffer() {
             }
         }
     }
+}
+
+/// One buffer reused across streams of very different sizes, with wrong and right size hints:
+/// each output is exactly zlib's (what an earlier stream left beyond it is not part of it),
+/// the stream lengths match, and a buffer an earlier stream made long cannot let a later one
+/// pass its cap.
+#[test]
+fn inflate_reuse_gives_each_stream_its_own_output_in_one_buffer() {
+    let mut scratch = Vec::new();
+    let texts: Vec<Vec<u8>> = [50_000usize, 700, 0, 20_000, 3, 1_500]
+        .iter()
+        .map(|&n| long_text(n))
+        .collect();
+    for round in 0..2 {
+        for (i, data) in texts.iter().enumerate() {
+            let stream = deflate(data, 6);
+            let hint = match (round + i) % 3 {
+                0 => data.len(),
+                1 => 0,
+                _ => data.len() * 50,
+            };
+            let (used, n) = inflate_reuse(&stream, &mut scratch, hint, CAP).unwrap();
+            assert_eq!(&scratch[..n], &data[..], "round {round}, text {i}");
+            assert_eq!(used, stream.len());
+            assert!(scratch.len() >= n);
+        }
+    }
+    // The buffer is now at least 50,000 bytes long; a 20,000-byte stream under a 1,000-byte
+    // cap is still refused, and so is a truncated one.
+    assert!(scratch.len() >= 50_000);
+    let stream = deflate(&texts[3], 6);
+    assert_eq!(
+        inflate_reuse(&stream, &mut scratch, 20_000, 1_000),
+        Err(InflateError::TooLarge { max: 1_000 })
+    );
+    assert_eq!(
+        inflate_reuse(&stream[..stream.len() / 2], &mut scratch, 20_000, CAP),
+        Err(InflateError::Truncated)
+    );
+    let (_, n) = inflate_reuse(&deflate(&texts[1], 9), &mut scratch, 700, CAP).unwrap();
+    assert_eq!(&scratch[..n], &texts[1][..]);
 }
