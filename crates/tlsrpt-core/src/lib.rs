@@ -27,5 +27,5 @@ pub mod types;
 pub mod write;
 
 pub use deviation::Deviation;
-pub use report::{DateRange, FailureDetail, Policy, PolicyResult, Report, Summary};
+pub use report::{DateRange, FailureDetail, OmittedFields, Policy, PolicyResult, Report, Summary};
 pub use types::{PolicyType, ResultType};

@@ -144,3 +144,84 @@ impl Report {
         s
     }
 }
+
+/// The optional failure-detail fields a sender may leave out of the reports it writes
+/// (REQUIREMENTS RPT-19, SEC-07: they reveal the sender's infrastructure and TLS stack). Names
+/// are the RFC 8460 §4.4 member names.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OmittedFields {
+    /// `sending-mta-ip`
+    pub sending_mta_ip: bool,
+    /// `receiving-mx-helo`
+    pub receiving_mx_helo: bool,
+    /// `failure-reason-code`
+    pub failure_reason_code: bool,
+}
+
+impl OmittedFields {
+    /// The member names that can be omitted.
+    pub const NAMES: [&'static str; 3] =
+        ["sending-mta-ip", "receiving-mx-helo", "failure-reason-code"];
+
+    /// Marks the member `name` (one of [`OmittedFields::NAMES`]) as omitted; false for any
+    /// other name.
+    pub fn omit(&mut self, name: &str) -> bool {
+        match name {
+            "sending-mta-ip" => self.sending_mta_ip = true,
+            "receiving-mx-helo" => self.receiving_mx_helo = true,
+            "failure-reason-code" => self.failure_reason_code = true,
+            _ => return false,
+        }
+        true
+    }
+
+    /// True when nothing is omitted.
+    pub fn is_empty(&self) -> bool {
+        *self == OmittedFields::default()
+    }
+}
+
+impl Report {
+    /// Removes the `omit`ted fields from every failure detail (REQUIREMENTS RPT-19). Details
+    /// that become identical are merged, their counts added (saturating), so the report still
+    /// has one entry per distinct failure (JSON-31) and the same totals; the first of them
+    /// keeps its place.
+    pub fn omit_detail_fields(&mut self, omit: OmittedFields) {
+        if omit.is_empty() {
+            return;
+        }
+        for p in &mut self.policies {
+            let mut merged: Vec<FailureDetail> = Vec::with_capacity(p.failure_details.len());
+            // Each distinct detail (count aside) → its place in `merged`.
+            let mut index: std::collections::HashMap<FailureDetail, usize> =
+                std::collections::HashMap::with_capacity(p.failure_details.len());
+            for mut d in p.failure_details.drain(..) {
+                if omit.sending_mta_ip {
+                    d.sending_mta_ip = None;
+                }
+                if omit.receiving_mx_helo {
+                    d.receiving_mx_helo = None;
+                }
+                if omit.failure_reason_code {
+                    d.failure_reason_code = None;
+                }
+                let key = FailureDetail {
+                    failed_session_count: 0,
+                    ..d.clone()
+                };
+                match index.get(&key).and_then(|&i| merged.get_mut(i)) {
+                    Some(e) => {
+                        e.failed_session_count = e
+                            .failed_session_count
+                            .saturating_add(d.failed_session_count)
+                    }
+                    None => {
+                        index.insert(key, merged.len());
+                        merged.push(d);
+                    }
+                }
+            }
+            p.failure_details = merged;
+        }
+    }
+}

@@ -425,3 +425,54 @@ proptest! {
         prop_assert!(start.ends_with('Z'));
     }
 }
+
+/// RPT-19 / SEC-07: the optional detail fields can be left out; details that become the same
+/// are merged with their counts added, so totals and JSON-31's one-entry-per-failure hold.
+#[test]
+fn rpt_19_sec_07_omitted_detail_fields_are_absent_and_details_merged() {
+    let mut r = sample();
+    let mut second = r.policies[0].failure_details[0].clone();
+    second.sending_mta_ip = Some("192.0.2.7".into());
+    second.failure_reason_code = Some("X509_V_ERR_CERT_HAS_EXPIRED".into());
+    second.receiving_mx_helo = Some("mx1".into());
+    second.failed_session_count = 3;
+    let mut other = second.clone();
+    other.result_type = ResultType::CertificateExpired;
+    other.failed_session_count = 4;
+    r.policies[0].failure_details.extend([second, other]);
+    let kept = r.clone();
+
+    // Nothing omitted: unchanged.
+    let mut same = r.clone();
+    same.omit_detail_fields(tlsrpt_core::OmittedFields::default());
+    assert_eq!(same, kept);
+
+    let mut omit = tlsrpt_core::OmittedFields::default();
+    for name in tlsrpt_core::OmittedFields::NAMES {
+        assert!(omit.omit(name));
+    }
+    assert!(!omit.omit("receiving-ip"), "only the RPT-19 fields");
+    r.omit_detail_fields(omit);
+    let details = &r.policies[0].failure_details;
+    assert_eq!(details.len(), 2, "{details:?}");
+    assert_eq!(details[0].result_type, ResultType::ValidationFailure);
+    assert_eq!(details[0].failed_session_count, 2 + 3);
+    assert_eq!(details[1].failed_session_count, 4);
+    let json = to_json(&r);
+    for name in tlsrpt_core::OmittedFields::NAMES {
+        assert!(!json.contains(name), "{name} in {json}");
+    }
+    assert!(
+        json.contains("receiving-mx-hostname"),
+        "other fields stay: {json}"
+    );
+    // The same totals as before.
+    let sum = |r: &Report| -> u64 {
+        r.policies[0]
+            .failure_details
+            .iter()
+            .map(|d| d.failed_session_count)
+            .sum()
+    };
+    assert_eq!(sum(&r), sum(&kept));
+}

@@ -43,6 +43,8 @@ pub struct BuildOptions {
     pub window: Duration,
     /// False: every report is due at once (`report send --now`).
     pub spread: bool,
+    /// Failure-detail fields left out of every report (RPT-19, SEC-07; default none).
+    pub omit: tlsrpt_core::OmittedFields,
 }
 
 impl BuildOptions {
@@ -55,6 +57,7 @@ impl BuildOptions {
             delay: schedule::DEFAULT_DELAY,
             window: schedule::DEFAULT_WINDOW,
             spread: true,
+            omit: tlsrpt_core::OmittedFields::default(),
         }
     }
 }
@@ -164,7 +167,9 @@ fn make_rows(
         let token = tokens.get(k).map(String::as_str).unwrap_or("0");
         report_id(k.day, &k.domain, submitter, token).unwrap_or_default()
     });
-    for (key, report) in reports {
+    for (key, mut report) in reports {
+        // REQUIREMENTS RPT-19, SEC-07
+        report.omit_detail_fields(opts.omit);
         if report.report_id.is_empty() {
             built.skipped_invalid.push((
                 key.domain.clone(),

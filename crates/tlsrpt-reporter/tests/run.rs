@@ -746,3 +746,61 @@ async fn destination_rules_suppress_and_rewrite() {
     );
     assert_eq!(e.report("https.example").await.status, "delivered");
 }
+
+/// RPT-19 / SEC-07: `omit` leaves the chosen detail fields out of the report that is built,
+/// stored and POSTed; details that then coincide are merged, counts added.
+#[tokio::test]
+async fn rpt_19_sec_07_omitted_fields_never_leave_the_sender() {
+    let e = env(&[], &[]).await;
+    let mut t = Tally::new();
+    let key = ReportKey {
+        day: DAY,
+        domain: "https.example".into(),
+        record: "v=TLSRPTv1; rua=mailto:collected@https.example".into(),
+    };
+    let policy = Policy {
+        policy_type: PolicyType::NoPolicyFound,
+        policy_string: vec![],
+        policy_domain: Some("https.example".into()),
+        mx_host: vec![],
+    };
+    let mut failures = BTreeMap::new();
+    for (ip, n) in [("192.0.2.1", 2u64), ("192.0.2.2", 3)] {
+        let mut d = tlsrpt_core::FailureDetail::new(tlsrpt_core::ResultType::StarttlsNotSupported);
+        d.sending_mta_ip = Some(ip.into());
+        d.receiving_mx_hostname = Some("mx.https.example".into());
+        d.receiving_mx_helo = Some("mx".into());
+        d.failure_reason_code = Some("no STARTTLS in EHLO".into());
+        failures.insert(d, n);
+    }
+    t.add_counters(
+        &key,
+        &policy,
+        &PolicyCounters {
+            successful: 10,
+            failed: 5,
+            failures,
+        },
+    );
+    e.store.add_counters(&t).await.unwrap();
+    let mut o = RunOptions::new(BuildOptions::new("Sender Inc.", CONTACT));
+    for name in tlsrpt_core::OmittedFields::NAMES {
+        assert!(o.build.omit.omit(name));
+    }
+    let r = e.reporter_with(o);
+    let built = r.build(DAY, None, false, now()).await.unwrap();
+    r.step(now(), Some(&ids(&built))).await.unwrap();
+    let posts = e.posts("ok");
+    assert_eq!(posts.len(), 1);
+    let got = tlsrpt_core::read::read_report(&posts[0].1, &Default::default()).unwrap();
+    let details = &got.report.policies[0].failure_details;
+    assert_eq!(details.len(), 1, "{details:?}");
+    assert_eq!(details[0].failed_session_count, 5);
+    assert_eq!(details[0].sending_mta_ip, None);
+    assert_eq!(details[0].receiving_mx_helo, None);
+    assert_eq!(details[0].failure_reason_code, None);
+    assert_eq!(
+        details[0].receiving_mx_hostname.as_deref(),
+        Some("mx.https.example")
+    );
+}

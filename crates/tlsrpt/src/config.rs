@@ -454,6 +454,8 @@ struct RawReporter {
     use_collected_record: Option<bool>,
     rules: Option<Vec<tlsrpt_reporter::policy::DestinationRule>>,
     claim_lease: Option<String>,
+    omit_fields: Option<Vec<String>>,
+    accept_invalid_certs: Option<bool>,
 }
 
 impl Config {

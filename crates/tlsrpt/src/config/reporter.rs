@@ -23,6 +23,8 @@
 //! rules = [{ domain = "example.net", action = "suppress" },
 //!          { domain = "*.example.com", action = "rewrite", to = "mailto:tls@example.com" }]
 //! claim_lease = "10m"                  # a killed sender's claim is retried after this
+//! omit_fields = ["sending-mta-ip"]     # RPT-19: also receiving-mx-helo, failure-reason-code
+//! accept_invalid_certs = false         # HTTP-04: POST despite certificate errors (logged)
 //! ```
 
 use std::net::SocketAddr;
@@ -87,6 +89,10 @@ pub struct ReporterDelivery {
     pub rules: Vec<DestinationRule>,
     /// Lease of a delivery claim (default 10 min; see `tlsrpt_store::outbox`).
     pub claim_lease: Option<Duration>,
+    /// Failure-detail fields left out of the reports we write (RPT-19, SEC-07).
+    pub omit_fields: tlsrpt_core::OmittedFields,
+    /// POST despite certificate errors (HTTP-04, SEC-04; off by default, logged when on).
+    pub accept_invalid_certs: bool,
 }
 
 fn span(key: &str, s: &str) -> anyhow::Result<Duration> {
@@ -139,6 +145,20 @@ pub(super) fn resolve(raw: &RawReporter, base: &Path) -> anyhow::Result<Reporter
             .as_deref()
             .map(|s| span("claim_lease", s))
             .transpose()?,
+        omit_fields: {
+            let mut omit = tlsrpt_core::OmittedFields::default();
+            for name in raw.omit_fields.iter().flatten() {
+                if !omit.omit(name) {
+                    bail!(
+                        "[reporter] omit_fields: {name:?} cannot be omitted; the optional detail \
+                         fields are {}",
+                        tlsrpt_core::OmittedFields::NAMES.join(", ")
+                    );
+                }
+            }
+            omit
+        },
+        accept_invalid_certs: raw.accept_invalid_certs.unwrap_or(false),
     };
     if d.enabled && (raw.organization_name.is_none() || raw.contact_info.is_none()) {
         bail!("[reporter] enabled = true needs organization_name and contact_info (RFC 8460 §4.4)");
@@ -202,6 +222,8 @@ impl ReporterConfig {
             m
         });
         s.http.allow_private_targets = d.allow_private_targets;
+        // REQUIREMENTS HTTP-04, SEC-04: the operator's choice; the HTTP client logs it.
+        s.http.accept_invalid_certs = d.accept_invalid_certs;
         s.http.extra_ca = d.extra_ca.clone();
         s.nameservers = d.nameservers.clone();
         s
@@ -221,6 +243,7 @@ impl ReporterConfig {
         if let Some(x) = d.send_all_success {
             b.send_all_success = x;
         }
+        b.omit = d.omit_fields;
         let mut o = RunOptions::new(b);
         o.use_collected_record = d.use_collected_record;
         if let Some(l) = d.claim_lease {
@@ -257,6 +280,41 @@ send_all_success = false
 use_collected_record = true
 rules = [{ domain = "example.net", action = "suppress" }]
 "#;
+
+    /// RPT-19 / SEC-07 and HTTP-04 / SEC-04 reach the reporter's settings; off by default.
+    #[test]
+    fn rpt_19_sec_04_omit_fields_and_accept_invalid_certs() {
+        let c = Config::from_toml(
+            "[reporter]\norganization_name = \"E\"\ncontact_info = \"t@example.org\"\n\
+             omit_fields = [\"sending-mta-ip\", \"failure-reason-code\"]\n\
+             accept_invalid_certs = true\n",
+            Path::new("/"),
+        )
+        .unwrap();
+        let o = c.reporter.run_options().unwrap();
+        assert!(o.build.omit.sending_mta_ip && o.build.omit.failure_reason_code);
+        assert!(!o.build.omit.receiving_mx_helo);
+        assert!(c.reporter.delivery_settings().http.accept_invalid_certs);
+        let d = Config::from_toml(
+            "[reporter]\norganization_name = \"E\"\ncontact_info = \"t@example.org\"\n",
+            Path::new("/"),
+        )
+        .unwrap();
+        assert!(d.reporter.run_options().unwrap().build.omit.is_empty());
+        assert!(!d.reporter.delivery_settings().http.accept_invalid_certs);
+        let e = format!(
+            "{:#}",
+            Config::from_toml(
+                "[reporter]\nomit_fields = [\"receiving-ip\"]\n",
+                Path::new("/")
+            )
+            .unwrap_err()
+        );
+        assert!(
+            e.contains("omit_fields") && e.contains("receiving-ip") && e.contains("sending-mta-ip"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn delivery_keys_parse_and_map() {
