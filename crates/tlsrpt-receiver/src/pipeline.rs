@@ -155,7 +155,7 @@ struct Inner {
 }
 
 /// Optional intake rules; the default takes every report without limits.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PipelineOptions {
     /// Per-sender limits ([`crate::senders`]; REQUIREMENTS SEC-01).
     pub sender_limits: SenderLimits,
@@ -164,6 +164,16 @@ pub struct PipelineOptions {
     /// the domains of your MX hosts too). Lower-case A-labels without a trailing dot. Empty:
     /// no check.
     pub our_domains: Vec<String>,
+}
+
+impl Default for PipelineOptions {
+    /// No sender limits ([`SenderLimits::off`]) and no domain check.
+    fn default() -> Self {
+        PipelineOptions {
+            sender_limits: SenderLimits::off(),
+            our_domains: Vec::new(),
+        }
+    }
 }
 
 impl Pipeline {

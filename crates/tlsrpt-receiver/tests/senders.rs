@@ -278,3 +278,25 @@ async fn sec_01_forged_mail_is_limited_apart_and_a_passing_dkim_domain_has_its_o
     assert_eq!((l.limit, l.key.as_str()), ("dkim-domain", "sender.example"));
     assert!(e.to_string().contains("DKIM domain sender.example"), "{e}");
 }
+
+/// `Pipeline::new` (what `tlsrpt ingest` uses for a maildir backlog or an MTA pipe) has no
+/// sender limits: more reports from one sender than the default allowances (600 per
+/// submitter, 300 for new senders) are all stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sec_01_ingest_pipeline_has_no_sender_limits() {
+    let (store, _dir, _) = serverkit::temp_store().await;
+    let p = Pipeline::new(store.clone(), Limits::default(), no_dkim());
+    for i in 0..650 {
+        let body = report("tlsrpt@sender.example", "Sender", &format!("bulk-{i}"));
+        let got = p
+            .ingest(Intake {
+                bytes: &body,
+                via: Via::Https,
+                content_type: Some("application/tlsrpt+json"),
+                content_encoding: None,
+                peer: None,
+            })
+            .await;
+        assert!(matches!(got, Ok(Accepted::Stored { .. })), "{i}: {got:?}");
+    }
+}
