@@ -962,6 +962,27 @@ socket = "/var/spool/postfix/run/tlsrpt/tlsrpt.sock"
     fn the_shipped_example_parses() {
         let text = include_str!("../../../examples/tlsrpt.toml");
         Config::from_toml(text, Path::new("/etc/tlsrpt")).unwrap();
+        // With every commented-out section and `key = value` line switched on, it still
+        // loads: the example never shows a key or a value the loader refuses.
+        let on: Vec<&str> = text
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(r)
+                    if r.starts_with('[')
+                        || r.split_once(" = ").is_some_and(|(k, _)| {
+                            k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+                        }) =>
+                {
+                    r
+                }
+                _ => l,
+            })
+            .collect();
+        let c = Config::from_toml(&on.join("\n"), Path::new("/etc/tlsrpt")).unwrap();
+        let r = c.receiver.unwrap();
+        assert_eq!(r.domains, ["example.org"]);
+        assert_eq!(r.sender_limits.top_senders, 100);
+        assert!(c.reporter.run_options().unwrap().build.omit.sending_mta_ip);
     }
 
     /// REQUIREMENTS SEC-08: received reports are pruned after `retention_days` (default
