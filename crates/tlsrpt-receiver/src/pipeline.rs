@@ -161,8 +161,8 @@ pub struct PipelineOptions {
     pub sender_limits: SenderLimits,
     /// Our domains (REQUIREMENTS RCV-10): a policy domain is ours when it is one of these or
     /// a subdomain of one (DANE reports name the MX host as the policy domain, RPT-15, so list
-    /// the domains of your MX hosts too). Lower-case A-labels without a trailing dot. Empty:
-    /// no check.
+    /// the domains of your MX hosts too), in A-labels (case and a trailing dot do not
+    /// matter). Empty: no check.
     pub our_domains: Vec<String>,
 }
 
@@ -198,7 +198,13 @@ impl Pipeline {
                 limits,
                 dkim,
                 senders: SenderLimiter::new(options.sender_limits),
-                our_domains: options.our_domains,
+                // Compared with policy domains as lower case without a trailing dot.
+                our_domains: options
+                    .our_domains
+                    .iter()
+                    .map(|d| d.trim().trim_end_matches('.').to_ascii_lowercase())
+                    .filter(|d| !d.is_empty())
+                    .collect(),
             }),
         }
     }

@@ -579,7 +579,7 @@ async fn ours_pipeline() -> (Pipeline, tempfile::TempDir) {
         tlsrpt_core::read::Limits::default(),
         dkim,
         tlsrpt_receiver::pipeline::PipelineOptions {
-            our_domains: vec!["example.net".into(), "example.org".into()],
+            our_domains: vec!["example.net".into(), "Example.ORG.".into()],
             ..Default::default()
         },
     );
