@@ -460,43 +460,47 @@ thread_local! {
     static ARENA: std::cell::RefCell<bumpalo::Bump> = std::cell::RefCell::new(bumpalo::Bump::new());
 }
 
-/// An arena retained between reports is kept only up to this size; one that a big report
-/// grew is dropped, so a hostile input does not pin its memory in every thread.
-const ARENA_KEEP_BYTES: usize = 256 * 1024;
+/// A per-thread arena or inflate buffer is kept between reports only up to this size; one
+/// that a big report grew is dropped, so a hostile input does not pin its memory in every
+/// thread.
+const KEEP_SCRATCH_BYTES: usize = 256 * 1024;
 
 thread_local! {
     /// The buffer gzipped reports are inflated into, kept for the next ([`with_scratch`]).
     static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Runs `f` with this thread's inflate buffer. Like the arena, a buffer that a big report
-/// grew past [`ARENA_KEEP_BYTES`] is dropped rather than kept.
+/// Runs `f` with this thread's inflate buffer (see [`with_kept`]); the output is at its
+/// start, whatever is left beyond it from earlier reports.
 fn with_scratch<T>(f: impl FnOnce(&mut Vec<u8>) -> T) -> T {
-    SCRATCH.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut scratch) => {
-            let out = f(&mut scratch);
-            if scratch.capacity() > ARENA_KEEP_BYTES {
-                *scratch = Vec::new();
-            }
-            out
-        }
-        // Re-entered (not done today): a fresh buffer for the inner call.
-        Err(_) => f(&mut Vec::new()),
+    with_kept(&SCRATCH, Vec::capacity, f)
+}
+
+/// Runs `f` with this thread's arena, reset first (see [`with_kept`]).
+fn with_arena<T>(f: impl FnOnce(&bumpalo::Bump) -> T) -> T {
+    with_kept(&ARENA, bumpalo::Bump::allocated_bytes, |arena| {
+        arena.reset();
+        f(arena)
     })
 }
 
-fn with_arena<T>(f: impl FnOnce(&bumpalo::Bump) -> T) -> T {
-    ARENA.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut arena) => {
-            arena.reset();
-            let out = f(&arena);
-            if arena.allocated_bytes() > ARENA_KEEP_BYTES {
-                *arena = bumpalo::Bump::new();
+/// Runs `f` with the per-thread scratch in `key`, which is kept for the next report unless
+/// it grew past [`KEEP_SCRATCH_BYTES`] (by `size`): then it is dropped, so a hostile input does
+/// not pin its memory in every thread. A re-entered call (not done today) gets a fresh one.
+fn with_kept<S: Default, T>(
+    key: &'static std::thread::LocalKey<std::cell::RefCell<S>>,
+    size: fn(&S) -> usize,
+    f: impl FnOnce(&mut S) -> T,
+) -> T {
+    key.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut kept) => {
+            let out = f(&mut kept);
+            if size(&kept) > KEEP_SCRATCH_BYTES {
+                *kept = S::default();
             }
             out
         }
-        // Re-entered (not done today): a fresh arena for the inner call.
-        Err(_) => f(&bumpalo::Bump::new()),
+        Err(_) => f(&mut S::default()),
     })
 }
 
