@@ -40,7 +40,7 @@ use tlsrpt_store::{
 };
 
 use crate::dkim::{Claims, DkimPolicy, DkimVerifier, Verdict};
-use crate::senders::{Limited, SenderLimiter, SenderLimits, sender_key};
+use crate::senders::{Limited, SenderLimiter, SenderLimits, report_sender};
 use tlsrpt_core::Report;
 
 /// How a report arrived.
@@ -262,12 +262,7 @@ impl Pipeline {
         let record = match intake.via {
             Via::Https => {
                 let reading = off_worker(intake.bytes.len(), || read_https(&intake, limits))?;
-                let r = &reading.report;
-                let sender = sender_key(
-                    None,
-                    r.contact_info.as_deref(),
-                    r.organization_name.as_deref(),
-                );
+                let sender = report_sender(None, &reading.report);
                 self.inner
                     .senders
                     .check_sender(&sender, std::time::Instant::now())
@@ -301,12 +296,7 @@ impl Pipeline {
                     .verify(intake.bytes, &claims)
                     .await
                     .map_err(|e| Rejected::Unavailable(e.to_string()))?;
-                let r = &m.reading.report;
-                let sender = sender_key(
-                    m.report_submitter.as_deref(),
-                    r.contact_info.as_deref(),
-                    r.organization_name.as_deref(),
-                );
+                let sender = report_sender(m.report_submitter.as_deref(), &m.reading.report);
                 self.check_mail_sender(&sender, &verdict)
                     .map_err(Rejected::RateLimited)?;
                 let (status, reason) = decide(self.inner.dkim.policy(), &verdict);

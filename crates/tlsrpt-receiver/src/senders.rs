@@ -227,6 +227,16 @@ pub struct SenderDay<'a> {
     pub reports: u64,
 }
 
+/// [`sender_key`] of a report: `submitter` is the mail's `TLS-Report-Submitter` (`None` for
+/// HTTPS, which has no such header).
+pub fn report_sender(submitter: Option<&str>, report: &tlsrpt_core::Report) -> String {
+    sender_key(
+        submitter,
+        report.contact_info.as_deref(),
+        report.organization_name.as_deref(),
+    )
+}
+
 /// Ranks senders for the reserve: each [`sender_key`] once, the one that reported on the most
 /// distinct days first, then by reports, then by key (a stable order). Days come first because
 /// a flood can add many reports in an hour but only one day per day: the senders we really
