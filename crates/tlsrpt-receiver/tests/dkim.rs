@@ -3,20 +3,10 @@
 
 mod common;
 
-use common::{Alg, Keys, dns, pipeline, sign, wrap};
+use common::{Alg, Keys, dns, mail, pipeline, sign, wrap};
 use tlsrpt_receiver::dkim::DkimPolicy;
-use tlsrpt_receiver::pipeline::{Accepted, Intake, Rejected, Via};
+use tlsrpt_receiver::pipeline::{Accepted, Rejected};
 use tlsrpt_store::{ReceivedQuery, StatusFilter};
-
-fn mail(bytes: &[u8]) -> Intake<'_> {
-    Intake {
-        bytes,
-        via: Via::Mail,
-        content_type: None,
-        content_encoding: None,
-        peer: None,
-    }
-}
 
 fn google_json() -> Vec<u8> {
     std::fs::read(

@@ -568,22 +568,11 @@ async fn locked_store_is_unavailable_so_the_sender_retries() {
 
 /// A pipeline whose own domains are example.net and example.org.
 async fn ours_pipeline() -> (Pipeline, tempfile::TempDir) {
-    let (store, dir) = common::store().await;
-    let dkim = tlsrpt_receiver::dkim::DkimVerifier::new(&tlsrpt_receiver::dkim::DkimConfig {
-        policy: DkimPolicy::Off,
+    let options = tlsrpt_receiver::pipeline::PipelineOptions {
+        our_domains: vec!["example.net".into(), "Example.ORG.".into()],
         ..Default::default()
-    })
-    .unwrap();
-    let p = Pipeline::with_options(
-        store,
-        tlsrpt_core::read::Limits::default(),
-        dkim,
-        tlsrpt_receiver::pipeline::PipelineOptions {
-            our_domains: vec!["example.net".into(), "Example.ORG.".into()],
-            ..Default::default()
-        },
-    );
-    (p, dir)
+    };
+    common::pipeline_with(None, DkimPolicy::Off, options).await
 }
 
 /// `report` with its policy domain replaced by each of `domains` (one policy each).

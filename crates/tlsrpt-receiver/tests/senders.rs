@@ -7,10 +7,11 @@ mod serverkit;
 
 use std::sync::Arc;
 
+use common::mail;
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 use tlsrpt_core::read::Limits;
-use tlsrpt_receiver::dkim::{DkimConfig, DkimPolicy, DkimVerifier};
+use tlsrpt_receiver::dkim::{DkimPolicy, DkimVerifier};
 use tlsrpt_receiver::http::{self, HttpConfig};
 use tlsrpt_receiver::pipeline::{Accepted, Intake, Pipeline, PipelineOptions, Rejected, Via};
 use tlsrpt_receiver::senders::SenderLimits;
@@ -24,22 +25,21 @@ fn report(contact: &str, org: &str, report_id: &str) -> Vec<u8> {
     serde_json::to_vec(&v).unwrap()
 }
 
-fn mail(bytes: &[u8]) -> Intake<'_> {
-    Intake {
-        bytes,
-        via: Via::Mail,
-        content_type: None,
-        content_encoding: None,
-        peer: None,
-    }
+fn no_dkim() -> DkimVerifier {
+    common::verifier(None, DkimPolicy::Off)
 }
 
-fn no_dkim() -> DkimVerifier {
-    DkimVerifier::new(&DkimConfig {
-        policy: DkimPolicy::Off,
-        ..DkimConfig::default()
-    })
-    .unwrap()
+/// A pipeline on `store` with `limits` and DKIM off, as the endpoint uses it.
+fn limited(store: &Arc<Store>, limits: SenderLimits) -> Arc<Pipeline> {
+    Arc::new(Pipeline::with_options(
+        store.clone(),
+        Limits::default(),
+        no_dkim(),
+        PipelineOptions {
+            sender_limits: limits,
+            ..PipelineOptions::default()
+        },
+    ))
 }
 
 /// The endpoint on 127.0.0.1 with `pipeline` and no per-address limit; returns its URL.
@@ -86,19 +86,14 @@ async fn stored(store: &Store) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sec_01_per_submitter_limit_answers_429_with_retry_after_and_stores_nothing() {
     let (store, _dir, _) = serverkit::temp_store().await;
-    let p = Arc::new(Pipeline::with_options(
-        store.clone(),
-        Limits::default(),
-        no_dkim(),
-        PipelineOptions {
-            sender_limits: SenderLimits {
-                per_submitter_per_minute: 3,
-                new_senders_per_minute: 0,
-                ..SenderLimits::default()
-            },
-            ..PipelineOptions::default()
+    let p = limited(
+        &store,
+        SenderLimits {
+            per_submitter_per_minute: 3,
+            new_senders_per_minute: 0,
+            ..SenderLimits::default()
         },
-    ));
+    );
     let (url, _stop) = serve(p).await;
     let c = serverkit::client();
     // Three reports from one submitter (two host names of one organisation) are stored.
@@ -154,20 +149,15 @@ async fn sec_01_top_senders_keep_their_reserve_while_new_senders_flood() {
             .unwrap();
         assert!(matches!(got, Accepted::Stored { .. }));
     }
-    let p = Arc::new(Pipeline::with_options(
-        store.clone(),
-        Limits::default(),
-        no_dkim(),
-        PipelineOptions {
-            sender_limits: SenderLimits {
-                per_submitter_per_minute: 100,
-                new_senders_per_minute: 2,
-                top_senders: 1,
-                ..SenderLimits::default()
-            },
-            ..PipelineOptions::default()
+    let p = limited(
+        &store,
+        SenderLimits {
+            per_submitter_per_minute: 100,
+            new_senders_per_minute: 2,
+            top_senders: 1,
+            ..SenderLimits::default()
         },
-    ));
+    );
     assert_eq!(p.refresh_top_senders().await.unwrap(), 1);
     assert!(p.senders().is_top_sender("google.com"));
     assert!(
@@ -202,28 +192,16 @@ async fn sec_01_top_senders_keep_their_reserve_while_new_senders_flood() {
 async fn sec_01_forged_mail_is_limited_apart_and_a_passing_dkim_domain_has_its_own_limit() {
     let keys = common::Keys::new();
     let dns = common::dns(&keys).await;
-    let (store, _dir) = common::store().await;
-    let v = DkimVerifier::new(&DkimConfig {
-        policy: DkimPolicy::Prefer,
-        nameservers: vec![dns.addr()],
-        trusted_authserv_id: None,
-        timeout: Some(std::time::Duration::from_secs(2)),
-    })
-    .unwrap();
-    let p = Pipeline::with_options(
-        store.clone(),
-        Limits::default(),
-        v,
-        PipelineOptions {
-            sender_limits: SenderLimits {
-                per_submitter_per_minute: 2,
-                per_dkim_domain_per_minute: 2,
-                new_senders_per_minute: 0,
-                top_senders: 0,
-            },
-            ..PipelineOptions::default()
+    let options = PipelineOptions {
+        sender_limits: SenderLimits {
+            per_submitter_per_minute: 2,
+            per_dkim_domain_per_minute: 2,
+            new_senders_per_minute: 0,
+            top_senders: 0,
         },
-    );
+        ..PipelineOptions::default()
+    };
+    let (p, _dir) = common::pipeline_with(Some(&dns), DkimPolicy::Prefer, options).await;
     let signed = |id: &str| {
         common::sign(
             &common::wrap(

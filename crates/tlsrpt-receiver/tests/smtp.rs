@@ -407,25 +407,15 @@ async fn rcv_04_temporary_failure_is_451_so_the_sender_retries() {
 
 #[tokio::test]
 async fn sec_01_sender_over_its_limit_gets_451_and_the_mta_retries() {
-    let (store, dir) = common::store().await;
-    let dkim = tlsrpt_receiver::dkim::DkimVerifier::new(&tlsrpt_receiver::dkim::DkimConfig {
-        policy: DkimPolicy::Off,
-        ..Default::default()
-    })
-    .unwrap();
-    let pipeline = Pipeline::with_options(
-        store,
-        tlsrpt_core::read::Limits::default(),
-        dkim,
-        tlsrpt_receiver::pipeline::PipelineOptions {
-            sender_limits: tlsrpt_receiver::senders::SenderLimits {
-                per_submitter_per_minute: 1,
-                new_senders_per_minute: 0,
-                ..Default::default()
-            },
+    let options = tlsrpt_receiver::pipeline::PipelineOptions {
+        sender_limits: tlsrpt_receiver::senders::SenderLimits {
+            per_submitter_per_minute: 1,
+            new_senders_per_minute: 0,
             ..Default::default()
         },
-    );
+        ..Default::default()
+    };
+    let (pipeline, dir) = common::pipeline_with(None, DkimPolicy::Off, options).await;
     let srv = start_with(pipeline, dir, |_| {}).await;
     let mut c = connect(srv.addr).await;
     assert_eq!(c.cmd("EHLO sender.example").await.0, 250);

@@ -12,7 +12,7 @@ use mail_auth::common::headers::HeaderWriter;
 use mail_auth::dkim::DkimSigner;
 use tlsrpt_core::read::Limits;
 use tlsrpt_receiver::dkim::{DkimConfig, DkimPolicy, DkimVerifier};
-use tlsrpt_receiver::pipeline::Pipeline;
+use tlsrpt_receiver::pipeline::{Intake, Pipeline, PipelineOptions, Via};
 use tlsrpt_store::Store;
 use tlsrpt_testkit::dns::DnsServer;
 
@@ -204,20 +204,45 @@ pub async fn store() -> (Arc<Store>, tempfile::TempDir) {
     (Arc::new(Store::open(&url).await.unwrap()), dir)
 }
 
+/// A DKIM verifier querying `dns` (the system's resolver when `None`) under `policy`.
+pub fn verifier(dns: Option<&DnsServer>, policy: DkimPolicy) -> DkimVerifier {
+    DkimVerifier::new(&DkimConfig {
+        policy,
+        nameservers: dns.map(|d| vec![d.addr()]).unwrap_or_default(),
+        trusted_authserv_id: None,
+        timeout: Some(std::time::Duration::from_secs(2)),
+    })
+    .unwrap()
+}
+
 /// A pipeline on a fresh store, verifying against `dns` under `policy`.
 pub async fn pipeline(
     dns: Option<&DnsServer>,
     policy: DkimPolicy,
 ) -> (Pipeline, tempfile::TempDir) {
+    pipeline_with(dns, policy, PipelineOptions::default()).await
+}
+
+/// [`pipeline`] with intake `options` (sender limits, our domains).
+pub async fn pipeline_with(
+    dns: Option<&DnsServer>,
+    policy: DkimPolicy,
+    options: PipelineOptions,
+) -> (Pipeline, tempfile::TempDir) {
     let (store, dir) = store().await;
-    let cfg = DkimConfig {
-        policy,
-        nameservers: dns.map(|d| vec![d.addr()]).unwrap_or_default(),
-        trusted_authserv_id: None,
-        timeout: Some(std::time::Duration::from_secs(2)),
-    };
-    let v = DkimVerifier::new(&cfg).unwrap();
-    (Pipeline::new(store, Limits::default(), v), dir)
+    let p = Pipeline::with_options(store, Limits::default(), verifier(dns, policy), options);
+    (p, dir)
+}
+
+/// A mail intake of `bytes` (a whole message).
+pub fn mail(bytes: &[u8]) -> Intake<'_> {
+    Intake {
+        bytes,
+        via: Via::Mail,
+        content_type: None,
+        content_encoding: None,
+        peer: None,
+    }
 }
 
 /// Every file under the shared testdata reports folder, with the given extension(s).
