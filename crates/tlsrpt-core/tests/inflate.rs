@@ -916,25 +916,26 @@ fn inflate_copies_short_period_matches_anywhere_in_the_buffer() {
                 data.push(pat[k % period]);
             }
         }
-        for level in [1, 6, 9] {
-            let stream = deflate(&data, level);
-            assert_eq!(reference(&stream), Some((data.clone(), stream.len())));
-            for hint in [
-                0,
-                7,
-                data.len() - 9,
-                data.len() - 1,
-                data.len(),
-                data.len() + 3,
-            ] {
-                let mut out = Vec::with_capacity(hint);
-                assert_eq!(
-                    inflate(&stream, &mut out, CAP),
-                    Ok(stream.len()),
-                    "period {period} level {level} hint {hint}"
-                );
-                assert_eq!(out, data, "period {period} level {level} hint {hint}");
-            }
+        let n = data.len();
+        let hints = [0, 7, n - 9, n - 1, n, n + 3];
+        assert_inflates_at_every_level(&data, &hints, &format!("period {period}"));
+    }
+}
+
+/// `data` deflated at levels 1, 6 and 9 is what zlib gives back, and inflates to exactly
+/// `data`, using the whole stream, with each of the capacity `hints` reserved.
+fn assert_inflates_at_every_level(data: &[u8], hints: &[usize], what: &str) {
+    for level in [1, 6, 9] {
+        let stream = deflate(data, level);
+        assert_eq!(reference(&stream), Some((data.to_vec(), stream.len())));
+        for &hint in hints {
+            let mut out = Vec::with_capacity(hint);
+            assert_eq!(
+                inflate(&stream, &mut out, CAP),
+                Ok(stream.len()),
+                "{what} level {level} hint {hint}"
+            );
+            assert_eq!(out, data, "{what} level {level} hint {hint}");
         }
     }
 }
@@ -955,25 +956,9 @@ fn inflate_copies_long_period_matches_anywhere_in_the_buffer() {
                 data.push(pat[k % period]);
             }
         }
-        for level in [1, 6, 9] {
-            let stream = deflate(&data, level);
-            assert_eq!(reference(&stream), Some((data.clone(), stream.len())));
-            for hint in [
-                0,
-                data.len() - 17,
-                data.len() - 1,
-                data.len(),
-                data.len() + 9,
-            ] {
-                let mut out = Vec::with_capacity(hint);
-                assert_eq!(
-                    inflate(&stream, &mut out, CAP),
-                    Ok(stream.len()),
-                    "period {period} level {level} hint {hint}"
-                );
-                assert_eq!(out, data, "period {period} level {level} hint {hint}");
-            }
-        }
+        let n = data.len();
+        let hints = [0, n - 17, n - 1, n, n + 9];
+        assert_inflates_at_every_level(&data, &hints, &format!("period {period}"));
     }
 }
 
