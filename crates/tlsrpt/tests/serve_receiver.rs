@@ -94,16 +94,9 @@ fn rcv_06_serve_runs_receiver_and_api() {
         ),
     )
     .unwrap();
-    let mut child = Command::new(BIN)
-        .args(["serve", "--config"])
-        .arg(&cfg)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
     let rcv: SocketAddr = format!("127.0.0.1:{rp}").parse().unwrap();
     let web: SocketAddr = format!("127.0.0.1:{wp}").parse().unwrap();
-    wait_listening(rcv, &mut child);
-    wait_listening(web, &mut child);
+    let child = start_serve(&cfg, rcv, web);
 
     let (s, b) = http(
         rcv,
@@ -130,20 +123,7 @@ fn rcv_06_serve_runs_receiver_and_api() {
     assert_eq!(list.as_array().unwrap().len(), 1, "{b}");
     assert_eq!(list[0]["organization_name"], "E2E <Org>");
     assert!(!b.contains('<'), "{b}");
-
-    sigterm(&child);
-    let start = Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "serve did not stop"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(status.success(), "{status}");
+    stop_serve(child);
 }
 
 /// SIGTERM through the `kill` command (no unsafe code in the test).
