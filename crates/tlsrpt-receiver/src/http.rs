@@ -524,8 +524,8 @@ fn answer(result: Result<Accepted, Rejected>, client: Option<IpAddr>) -> Respons
         Err(Rejected::UnsupportedMediaType(m)) => error(StatusCode::UNSUPPORTED_MEDIA_TYPE, &m),
         Err(Rejected::RateLimited(l)) => {
             // SEC-01: the sender retries after `Retry-After`; nothing was stored.
-            tracing::info!(client, limit = l.limit, key = %l.key, "report refused: sender over its limit");
-            let (retry_after, limit) = (l.retry_after_secs, l.limit);
+            tracing::info!(client, limit = l.limit.as_str(), key = %l.key, "report refused: sender over its limit");
+            let (retry_after, limit) = (l.retry_after_secs, l.limit.as_str());
             with_retry_after(
                 json_response(
                     StatusCode::TOO_MANY_REQUESTS,

@@ -118,13 +118,7 @@ pub enum Rejected {
     Unavailable(String),
     /// The sender is over a limit (REQUIREMENTS SEC-01; HTTP 429 with `Retry-After`, SMTP 451,
     /// sysexit 75). The sender should retry later.
-    #[error(
-        "too many reports: {} {} is over the {} limit; retry in {} s",
-        if .0.limit == "dkim-domain" { "DKIM domain" } else { "sender" },
-        .0.key,
-        .0.limit,
-        .0.retry_after_secs
-    )]
+    #[error("too many reports: {0}")]
     RateLimited(Limited),
 }
 

@@ -91,12 +91,39 @@ impl SenderLimits {
     }
 }
 
+/// Which of the sender limits a report is over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LimitKind {
+    /// Reports per submitter.
+    Submitter,
+    /// Reports per passing DKIM domain.
+    DkimDomain,
+    /// The allowance shared by senders outside the top senders.
+    NewSenders,
+}
+
+impl LimitKind {
+    /// The name in answers and logs: `submitter`, `dkim-domain`, `new-senders`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LimitKind::Submitter => "submitter",
+            LimitKind::DkimDomain => "dkim-domain",
+            LimitKind::NewSenders => "new-senders",
+        }
+    }
+}
+
 /// A report refused for now because its sender is over a limit (REQUIREMENTS SEC-01).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{} {key} is over the {} limit; retry in {retry_after_secs} s",
+    if *.limit == LimitKind::DkimDomain { "DKIM domain" } else { "sender" },
+    .limit.as_str()
+)]
 pub struct Limited {
-    /// Which limit: `"submitter"`, `"dkim-domain"` or `"new-senders"`.
-    pub limit: &'static str,
-    /// The key that is over it (a domain, `org:<name>`, or `unknown`).
+    /// Which limit.
+    pub limit: LimitKind,
+    /// The key that is over it (a domain, `org:<name>`, `unverified:<sender>` or `unknown`).
     pub key: String,
     /// Seconds until one more report would be taken.
     pub retry_after_secs: u64,
@@ -161,12 +188,12 @@ impl SenderLimiter {
         if let Decision::Deny { retry_after_secs } =
             self.per_submitter.check_key(&sender.to_owned(), now)
         {
-            return Err(limited("submitter", retry_after_secs));
+            return Err(limited(LimitKind::Submitter, retry_after_secs));
         }
         if !self.is_top_sender(sender)
             && let Decision::Deny { retry_after_secs } = self.new_senders.check_key(&(), now)
         {
-            return Err(limited("new-senders", retry_after_secs));
+            return Err(limited(LimitKind::NewSenders, retry_after_secs));
         }
         Ok(())
     }
@@ -178,7 +205,7 @@ impl SenderLimiter {
         match self.per_dkim_domain.check_key(&key, now) {
             Decision::Allow => Ok(()),
             Decision::Deny { retry_after_secs } => Err(Limited {
-                limit: "dkim-domain",
+                limit: LimitKind::DkimDomain,
                 key,
                 retry_after_secs,
             }),
@@ -302,7 +329,7 @@ mod tests {
             assert_eq!(l.check_sender("example.com", t0), Ok(()));
         }
         let e = l.check_sender("example.com", t0).unwrap_err();
-        assert_eq!(e.limit, "submitter");
+        assert_eq!(e.limit, LimitKind::Submitter);
         assert_eq!(e.key, "example.com");
         assert_eq!(e.retry_after_secs, 20);
         // Another submitter is not affected; 20 s later one report is taken again.
@@ -341,7 +368,7 @@ mod tests {
         }
         assert_eq!(taken, 5);
         let e = l.check_sender("flood99.example", t0).unwrap_err();
-        assert_eq!(e.limit, "new-senders");
+        assert_eq!(e.limit, LimitKind::NewSenders);
         // The top senders are still served, up to their own allowance.
         for _ in 0..100 {
             assert_eq!(l.check_sender("google.com", t0), Ok(()));
@@ -349,7 +376,7 @@ mod tests {
         assert_eq!(l.check_sender("microsoft.com", t0), Ok(()));
         assert_eq!(
             l.check_sender("google.com", t0).unwrap_err().limit,
-            "submitter"
+            LimitKind::Submitter
         );
     }
 
@@ -363,7 +390,10 @@ mod tests {
         assert_eq!(l.check_dkim_domain("a.google.com", t0), Ok(()));
         assert_eq!(l.check_dkim_domain("B.google.com", t0), Ok(()));
         let e = l.check_dkim_domain("google.com", t0).unwrap_err();
-        assert_eq!((e.limit, e.key.as_str()), ("dkim-domain", "google.com"));
+        assert_eq!(
+            (e.limit.as_str(), e.key.as_str()),
+            ("dkim-domain", "google.com")
+        );
         assert_eq!(l.check_dkim_domain("microsoft.com", t0), Ok(()));
     }
 

@@ -234,7 +234,7 @@ async fn sec_01_forged_mail_is_limited_apart_and_a_passing_dkim_domain_has_its_o
         panic!("expected a rate limit, got {got:?}");
     };
     assert_eq!(
-        (l.limit, l.key.as_str()),
+        (l.limit.as_str(), l.key.as_str()),
         ("submitter", "unverified:sender.example")
     );
     // The real signer's allowance is untouched by the forgeries.
@@ -253,7 +253,10 @@ async fn sec_01_forged_mail_is_limited_apart_and_a_passing_dkim_domain_has_its_o
     let Rejected::RateLimited(l) = &e else {
         unreachable!()
     };
-    assert_eq!((l.limit, l.key.as_str()), ("dkim-domain", "sender.example"));
+    assert_eq!(
+        (l.limit.as_str(), l.key.as_str()),
+        ("dkim-domain", "sender.example")
+    );
     assert!(e.to_string().contains("DKIM domain sender.example"), "{e}");
 }
 
