@@ -216,11 +216,11 @@ impl Pipeline {
         if want == 0 || senders.limits().new_senders_per_minute == 0 {
             return Ok(0);
         }
-        let since = jiff::Timestamp::now()
-            .checked_sub(jiff::SignedDuration::from_hours(
-                i64::from(crate::senders::TOP_SENDERS_WINDOW_DAYS) * 24,
-            ))
-            .unwrap_or(jiff::Timestamp::MIN);
+        let since = tlsrpt_store::received_cutoff(
+            jiff::Timestamp::now(),
+            crate::senders::TOP_SENDERS_WINDOW_DAYS,
+        )
+        .unwrap_or(jiff::Timestamp::MIN);
         let rows = self.inner.store.received_senders(since).await?;
         let ranked = crate::senders::rank_senders(rows.iter().map(|r| crate::senders::SenderDay {
             submitter: r.submitter.as_deref(),
