@@ -123,6 +123,15 @@ impl FailureDetail {
             failure_reason_code: None,
         }
     }
+
+    /// This detail with its count set to 0: what identifies it, so that equal details meet
+    /// in one entry when they are counted or merged (REQUIREMENTS RPT-08).
+    pub fn key(&self) -> FailureDetail {
+        FailureDetail {
+            failed_session_count: 0,
+            ..self.clone()
+        }
+    }
 }
 
 impl Report {
@@ -205,10 +214,7 @@ impl Report {
                 if omit.failure_reason_code {
                     d.failure_reason_code = None;
                 }
-                let key = FailureDetail {
-                    failed_session_count: 0,
-                    ..d.clone()
-                };
+                let key = d.key();
                 match index.get(&key).and_then(|&i| merged.get_mut(i)) {
                     Some(e) => {
                         e.failed_session_count = e

@@ -79,9 +79,7 @@ fn add_failure_count(map: &mut BTreeMap<FailureKey, u64>, key: &FailureKey, n: u
         *c = c.saturating_add(n);
         return;
     }
-    let mut k = key.clone();
-    k.failed_session_count = 0;
-    let c = map.entry(k).or_insert(0);
+    let c = map.entry(key.key()).or_insert(0);
     *c = c.saturating_add(n);
 }
 
