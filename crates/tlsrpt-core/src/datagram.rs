@@ -454,13 +454,20 @@ impl<'a> DatagramPolicy<'a> {
                 domain::normalize(&pd).unwrap_or_else(|_| pd.into_owned())
             }
         };
+        let mut policy_string: Vec<String> = self
+            .policy_strings
+            .iter()
+            .map(|s| s.to_string_value())
+            .collect();
+        // REQUIREMENTS RPT-18 (REC): TLSA records sorted, so the same RRset gives the same
+        // policy (and one counter) whatever order DNS returned it in. An MTA-STS policy keeps
+        // its file order (RPT-17).
+        if self.policy_type == PolicyType::Tlsa {
+            policy_string.sort_unstable();
+        }
         Policy {
             policy_type: self.policy_type.clone(),
-            policy_string: self
-                .policy_strings
-                .iter()
-                .map(|s| s.to_string_value())
-                .collect(),
+            policy_string,
             policy_domain: Some(policy_domain),
             mx_host: self.mx_hosts.iter().map(|s| s.to_string_value()).collect(),
         }
@@ -540,7 +547,13 @@ impl<'a> DatagramFailure<'a> {
         FailureDetail {
             result_type: known.unwrap_or(ResultType::ValidationFailure),
             sending_mta_ip: self.sending_mta_ip.map(|s| s.to_string_value()),
-            receiving_mx_hostname: self.receiving_mx_hostname.map(|s| s.to_string_value()),
+            // REQUIREMENTS JSON-23 (REC): A-labels, lower case, no trailing dot, so `MX1.example.`
+            // and `mx1.example` count as one host; a name that is not a valid domain is kept as
+            // sent.
+            receiving_mx_hostname: self.receiving_mx_hostname.map(|h| {
+                let h = h.to_cow();
+                domain::normalize(&h).unwrap_or_else(|_| h.into_owned())
+            }),
             receiving_mx_helo: helo,
             receiving_ip: self.receiving_ip.map(|s| s.to_string_value()),
             failed_session_count: 0,

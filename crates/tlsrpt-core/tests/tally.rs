@@ -326,8 +326,15 @@ fn json_23_json_28_mx_hostname_from_dns_and_reason_code_kept() {
     dg.policies.push(p);
     let mut t = Tally::new();
     add(&mut t, DAY, &dg.encode());
+    // The same host written as an MTA may have it from DNS (upper case, trailing dot) is the
+    // same receiving-mx-hostname (the JSON-23 recommendation: lower case, no trailing dot).
+    dg.policies[0].failure_details[0].receiving_mx_hostname = Some("MX1.Example.COM.".into());
+    add(&mut t, DAY, &dg.encode());
     let v = only_report_json(&t);
+    let details = v["policies"][0]["failure-details"].as_array().cloned();
+    assert_eq!(details.map(|d| d.len()), Some(1), "{v}");
     let fd = &v["policies"][0]["failure-details"][0];
+    assert_eq!(fd["failed-session-count"], 2);
     assert_eq!(fd["result-type"], "certificate-not-trusted");
     assert_eq!(fd["receiving-mx-hostname"], "mx1.example.com");
     assert_eq!(fd["receiving-mx-helo"], "relay7.hoster.example");
@@ -416,21 +423,29 @@ fn rpt_17_sts_policy_string_as_declared_errors_and_all() {
 #[test]
 fn rpt_18_tlsa_policy_string_one_element_per_rr() {
     // One "<usage> <selector> <mtype> <hex>" element per TLSA RR, exactly as the MTA built
-    // it: no owner, TTL, class or type, no parentheses, no nesting.
+    // it: no owner, TTL, class or type, no parentheses, no nesting. Sorted (the RPT-18
+    // recommendation), so the same RRset returned in another order is the same policy.
     let rrs = [
         "3 1 1 EA1A962106816DB744DC30650BF24AA315EC613601EECE43F9F7DEAE9168D377",
         "2 0 1 0C72AC70B745AC19998811B131D662C9AC69DBDBE7CB23E5B514B56664C5D3D6",
     ];
-    let mut dg = DatagramBuf::new("example.com", "v=TLSRPTv1; rua=mailto:r@example.net");
-    let mut p = PolicyBuf::new(&PolicyType::Tlsa, Some("mx1.example.com"));
-    p.policy_strings = rrs.iter().map(|s| s.to_string()).collect();
-    dg.policies.push(p);
     let mut t = Tally::new();
-    add(&mut t, DAY, &dg.encode());
+    for order in [[0, 1], [1, 0]] {
+        let mut dg = DatagramBuf::new("example.com", "v=TLSRPTv1; rua=mailto:r@example.net");
+        let mut p = PolicyBuf::new(&PolicyType::Tlsa, Some("mx1.example.com"));
+        p.policy_strings = order.iter().map(|&i| rrs[i].to_string()).collect();
+        dg.policies.push(p);
+        add(&mut t, DAY, &dg.encode());
+    }
     let v = only_report_json(&t);
+    assert_eq!(v["policies"].as_array().map(Vec::len), Some(1), "{v}");
     let policy = &v["policies"][0]["policy"];
     assert_eq!(policy["policy-type"], "tlsa");
     assert_eq!(policy["policy-domain"], "mx1.example.com");
-    assert_eq!(policy["policy-string"], serde_json::json!(rrs));
+    assert_eq!(policy["policy-string"], serde_json::json!([rrs[1], rrs[0]]));
     assert!(policy.get("mx-host").is_none(), "mx-host is for sts only");
+    assert_eq!(
+        v["policies"][0]["summary"]["total-successful-session-count"],
+        2
+    );
 }
