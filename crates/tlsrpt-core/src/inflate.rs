@@ -10,7 +10,7 @@
 //!   [`DIST_ROOT`] bits), longer codes go through small sub-tables;
 //! * symbols are sorted into canonical order (by code length) while the code lengths are
 //!   read, and tables are filled in that order by doubling the filled prefix (one store per
-//!   code, then `copy_within`), not by replicating every entry one by one;
+//!   code, then a block copy), not by replicating every entry one by one;
 //! * bits come from a 64-bit buffer refilled 8 bytes at a time, so one refill covers a whole
 //!   literal/length + distance pair;
 //! * output goes straight into the caller's `Vec<u8>`, sized from its reserved capacity
@@ -144,6 +144,19 @@ const LIT_NEED: u32 = 20;
 const DIST_NEED: u32 = 28;
 /// The code-length code has at most 7-bit codes (RFC 1951 §3.2.7), so no sub-tables.
 const PRE_ROOT: u32 = 7;
+/// Width of [`REV`]; every root table is at most this wide.
+const REV_BITS: u32 = 10;
+/// `REV[x]` is `x` with its low [`REV_BITS`] bits in reverse order.
+static REV: [u16; 1 << REV_BITS] = {
+    let mut r = [0u16; 1 << REV_BITS];
+    let mut x = 0;
+    while x < 1 << REV_BITS {
+        r[x] = ((x as u16).reverse_bits()) >> (16 - REV_BITS);
+        x += 1;
+    }
+    r
+};
+const _: () = assert!(LIT_ROOT <= REV_BITS && DIST_ROOT <= REV_BITS && PRE_ROOT <= REV_BITS);
 
 // A table entry is a `u32`:
 //   bits 0..8   bits to consume: code length plus extra bits (for a sub-table pointer, the
@@ -151,8 +164,8 @@ const PRE_ROOT: u32 = 7;
 //   bits 8..12  the code length alone, to find the extra bits behind it (for a sub-table
 //               pointer, the sub-table's width),
 //   bits 12..16 flags,
-//   bits 16..32 the value: literal byte, length or distance base, code-length symbol, or
-//               sub-table start.
+//   bits 16..32 the value: literal byte, length or distance base, or sub-table start.
+// (The code-length code's entries hold their own values: see [`PRE_RESULTS`].)
 /// A literal byte.
 const LIT: u32 = 0x8000;
 /// Not a literal, length or distance: end of block, sub-table pointer, or invalid code.
@@ -187,6 +200,17 @@ const DIST_EXTRA: [u8; 30] = [
 const PRE_ORDER: [u8; 19] = [
     16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15,
 ];
+/// Where each code-length code symbol's length is in the lengths as read, packed 3 bits each
+/// in [`PRE_ORDER`].
+const PRE_SHIFT: [u8; 19] = {
+    let mut r = [0; 19];
+    let mut k = 0;
+    while k < 19 {
+        r[PRE_ORDER[k] as usize] = 3 * k as u8;
+        k += 1;
+    }
+    r
+};
 
 /// What each literal/length symbol decodes to, minus the code length: the value, flags and
 /// the number of extra bits. Symbols 286 and 287 only exist in the fixed code and are invalid
@@ -222,14 +246,26 @@ static DIST_RESULTS: [u32; 512] = {
     r
 };
 
-/// Code-length code symbols decode to themselves.
+/// A code-length code entry for a repeat (16, 17 or 18), with the number of extra bits in
+/// bits 16..20 and the least count in bits 24..32; the others hold their length in bits
+/// 28..32 (no mask needed).
+const PRE_REPEAT: u32 = 0x8000;
+/// With [`PRE_REPEAT`]: code 16, which repeats the previous length.
+const PRE_PREVIOUS: u32 = 0x4000;
+
+/// What the code-length code's symbols decode to (RFC 1951 §3.2.7): lengths 0-15, or a
+/// repeat of the previous length 3-6 times (16, 2 extra bits) or of zero 3-10 times (17, 3
+/// extra bits) or 11-138 times (18, 7 extra bits).
 static PRE_RESULTS: [u32; 512] = {
     let mut r = [INVALID; 512];
     let mut s = 0;
-    while s < 19 {
-        r[s] = (s as u32) << 16;
+    while s < 16 {
+        r[s] = (s as u32) << 28;
         s += 1;
     }
+    r[16] = PRE_REPEAT | PRE_PREVIOUS | 3 << 24 | 2 << 16;
+    r[17] = PRE_REPEAT | 3 << 24 | 3 << 16;
+    r[18] = PRE_REPEAT | 11 << 24 | 7 << 16;
     r
 };
 
@@ -394,11 +430,13 @@ fn build_table<const MAX_BITS: u32, const N: usize>(
     let entry = |len: u32, k: usize, l: u32| code.result(len, k) + (l << 8) + l;
 
     // Codewords are used bit-reversed (RFC 1951 §3.1.1 packs Huffman codes starting with the
-    // most significant bit), so `codeword` holds the reversed code. Codes no longer than the
-    // root are stored once in a table treated as 2^len wide, which is doubled by copying its
-    // filled prefix whenever `len` grows: every entry gets written once, mostly by memcpy.
-    let mut k = 0usize; // index among the codes of length `len`
-    let mut codeword: u32 = 0;
+    // most significant bit). The canonical codes of one length are consecutive numbers, so
+    // each is found by counting (`c + k`) and reversing through [`REV`]: no codeword depends
+    // on the previous one, which keeps the loop free of a long dependency chain. Codes no
+    // longer than the root are stored once in a table treated as 2^len wide, which is doubled
+    // by copying its filled prefix whenever `len` grows: every entry gets written once, mostly
+    // by block copies.
+    let mut c: u32 = 0; // the first canonical code of length `len`
     let mut len: u32 = 1;
     while counts[len as usize] == 0 {
         len += 1;
@@ -406,31 +444,29 @@ fn build_table<const MAX_BITS: u32, const N: usize>(
     let mut count = u32::from(counts[len as usize]);
     let mut cur_end: u32 = 1 << len;
     while len <= table_bits {
-        loop {
-            table[root_index(codeword)] = entry(len, k, len);
-            k += 1;
-            if codeword == cur_end - 1 {
-                // The all-ones codeword is the last one: widen to the full root and finish.
-                while len < table_bits {
-                    table.copy_within(0..cur_end as usize, cur_end as usize);
-                    cur_end <<= 1;
-                    len += 1;
-                }
-                return Ok(table_bits);
+        // `c + k < 2^len`: the code is not over-subscribed. Shifted to REV_BITS bits, its
+        // reversal is the `len`-bit reversal of `c + k`.
+        let shift = REV_BITS - len;
+        let add = (len << 8) + len;
+        for k in 0..count {
+            let cw = u32::from(REV[((c + k) << shift) as usize & ((1 << REV_BITS) - 1)]);
+            table[root_index(cw)] = code.result(len, k as usize) + add;
+        }
+        c += count;
+        if c == cur_end {
+            // Every codeword is used (the last was all ones): widen to the full root.
+            while len < table_bits {
+                double(table, cur_end as usize);
+                cur_end <<= 1;
+                len += 1;
             }
-            // Next canonical codeword: increment the bit-reversed value.
-            let bit = 1 << (31 - (codeword ^ (cur_end - 1)).leading_zeros());
-            codeword &= bit - 1;
-            codeword |= bit;
-            count -= 1;
-            if count == 0 {
-                break;
-            }
+            return Ok(table_bits);
         }
         loop {
             len += 1;
+            c <<= 1;
             if len <= table_bits {
-                table.copy_within(0..cur_end as usize, cur_end as usize);
+                double(table, cur_end as usize);
                 cur_end <<= 1;
             }
             if len > 15 {
@@ -438,11 +474,13 @@ fn build_table<const MAX_BITS: u32, const N: usize>(
             }
             count = u32::from(counts[len as usize]);
             if count != 0 {
-                k = 0;
                 break;
             }
         }
     }
+    // The first code longer than the root, bit-reversed from here on.
+    let mut codeword = c.reverse_bits() >> (32 - len);
+    let mut k = 0usize; // index among the codes of length `len`
 
     // Codes longer than the root: each distinct root prefix gets a sub-table just wide enough
     // for the codes that share it.
@@ -487,6 +525,30 @@ fn build_table<const MAX_BITS: u32, const N: usize>(
             len += 1;
             count = u32::from(*counts.get(len as usize).ok_or(bad)?);
             k = 0;
+        }
+    }
+}
+
+/// Copies `table[..size]` to `table[size..2 * size]` (a table's filled prefix, doubling it).
+/// Inline, in 32-byte pieces: the copies are a few dozen to a few hundred bytes, for which a
+/// call to `memmove` costs more than the moves.
+#[inline(always)]
+fn double<const N: usize>(table: &mut [u32; N], size: usize) {
+    let (done, rest) = table.split_at_mut(size);
+    let Some(rest) = rest.get_mut(..size) else {
+        return; // cannot happen: the caller stays within the table
+    };
+    // Sizes are powers of two.
+    match size {
+        1 | 2 | 4 => {
+            for (to, from) in rest.iter_mut().zip(done.iter()).take(4) {
+                *to = *from;
+            }
+        }
+        _ => {
+            for (to, from) in rest.chunks_exact_mut(8).zip(done.chunks_exact(8)) {
+                to.copy_from_slice(from);
+            }
         }
     }
 }
@@ -593,6 +655,107 @@ fn refill_tail_or_fast(
     }
 }
 
+/// The reader of a dynamic block's code lengths (RFC 1951 §3.2.7). As each length is read,
+/// its symbol is filed under it (`by_len`), which both counts the lengths and sorts the
+/// symbols into canonical order for `build_table`, with no second pass over them; the
+/// lengths themselves are not kept (the rare code 16 finds the previous one in `by_len`).
+struct Lengths<'a> {
+    bits: Bits<'a>,
+    /// Symbols read so far.
+    i: usize,
+    /// Each length's next free place in `by_len`, seen as one flat array: filing a symbol is
+    /// a store and an increment. Symbols of length 0 read one by one are filed too (row 0,
+    /// never read): that is cheaper than a branch. Runs of zeros are only skipped.
+    places: [u16; 16],
+}
+
+impl Lengths<'_> {
+    /// Reads lengths until at least `limit` symbols have them (a repeat may go past it, but
+    /// not past `n`). Out of line, so that the loop has the registers to itself.
+    #[inline(never)]
+    fn read(
+        &mut self,
+        pre: &[u32; 1 << PRE_ROOT],
+        by_len: &mut [[u16; 512]; 16],
+        n: usize,
+        limit: usize,
+    ) -> Result<(), InflateError> {
+        let input = self.bits.input;
+        let (mut pos, mut bitbuf, mut cnt) = (self.bits.pos, self.bits.buf, self.bits.cnt);
+        let mut i = self.i;
+        let flat = by_len.as_flattened_mut();
+        let result = loop {
+            if i >= limit {
+                break Ok(());
+            }
+            // A code and its repeat count take at most 7 + 7 bits.
+            if cnt < 14 {
+                match refill_tail_or_fast(input, pos, bitbuf, cnt) {
+                    Ok(r) => (pos, bitbuf, cnt) = r,
+                    Err(e) => break Err(e),
+                }
+            }
+            let e = pre[bitbuf as usize & ((1 << PRE_ROOT) - 1)];
+            let code_len = e & 0xff;
+            bitbuf >>= code_len;
+            cnt -= code_len;
+            if e & PRE_REPEAT == 0 {
+                let place = &mut self.places[(e >> 28) as usize];
+                flat[usize::from(*place) & (16 * 512 - 1)] = i as u16;
+                *place += 1;
+                i += 1;
+                continue;
+            }
+            // A repeat: its count follows the code (RFC 1951 §3.2.7).
+            let mut value = 0;
+            if e & PRE_PREVIOUS != 0 {
+                let Some(prev) = self.last_len(flat, i) else {
+                    break Err(InflateError::Invalid(
+                        "code length repeat with no previous length",
+                    ));
+                };
+                value = prev;
+            }
+            let extra = (e >> 16) & 15;
+            let count = (e >> 24) as usize + (bitbuf & ((1 << extra) - 1)) as usize;
+            bitbuf >>= extra;
+            cnt -= extra;
+            if i + count > n {
+                break Err(InflateError::Invalid(
+                    "code length repeat past the last code",
+                ));
+            }
+            if value != 0 {
+                let place = &mut self.places[value & 15];
+                for j in i..i + count {
+                    flat[usize::from(*place) & (16 * 512 - 1)] = j as u16;
+                    *place += 1;
+                }
+            }
+            i += count;
+        };
+        (self.bits.pos, self.bits.buf, self.bits.cnt) = (pos, bitbuf, cnt);
+        self.i = i;
+        result
+    }
+
+    /// The length of the last symbol read (`i - 1`), or `None` before the first. Symbols are
+    /// filed in increasing order, so it is the last one filed in its row; lengths of 0 are
+    /// not all filed, so it is 0 when no other row ends with it.
+    #[cold]
+    fn last_len(&self, flat: &[u16], i: usize) -> Option<usize> {
+        let last = i.checked_sub(1)?;
+        Some(
+            (1..16)
+                .find(|&len| {
+                    let place = usize::from(self.places[len]);
+                    place > len * 512 && flat.get(place - 1) == Some(&(last as u16))
+                })
+                .unwrap_or(0),
+        )
+    }
+}
+
 /// Decoder state shared by all blocks of the stream.
 struct State<'a> {
     bits: Bits<'a>,
@@ -621,7 +784,6 @@ struct Tables {
     lit: [u32; LIT_ENOUGH],
     dist: [u32; DIST_ENOUGH],
     pre: [u32; 1 << PRE_ROOT],
-    lens: [u8; 286 + 30],
     /// The symbols of each code length, in increasing order (literal/length and distance
     /// symbols in one sequence, as their lengths are read): `by_len[len][..count]`. Rows are
     /// 512 wide so a masked index needs no bounds check (at most 316 symbols fit).
@@ -664,7 +826,6 @@ impl State<'_> {
                             lit: [0; LIT_ENOUGH],
                             dist: [0; DIST_ENOUGH],
                             pre: [0; 1 << PRE_ROOT],
-                            lens: [0; 286 + 30],
                             by_len: [[0; 512]; 16],
                         })
                     });
@@ -727,123 +888,92 @@ impl State<'_> {
                 "too many literal/length or distance codes",
             ));
         }
-        let mut pre_lens = [0u8; 19];
         b.refill()?;
         // Up to 19 × 3 = 57 bits, one more than a refill guarantees (56; found by fuzzing:
         // HCLEN = 15 with the buffer at exactly 56 bits). So the first 18 are read from the
-        // buffer as it is, and the 19th after a top-up.
+        // buffer as it is, and the 19th after a top-up. They are kept packed as they came
+        // (the `k`-th in PRE_ORDER at bit 3k, those not sent 0) and sorted straight from there.
         let first = npre.min(18);
-        let bits = b.buf;
-        for (k, &sym) in PRE_ORDER[..first].iter().enumerate() {
-            pre_lens[usize::from(sym)] = (bits >> (3 * k) & 7) as u8;
-        }
+        let mut packed = b.buf & ((1 << (3 * first)) - 1);
         b.buf >>= 3 * first;
         b.cnt -= 3 * first as u32;
         if npre == 19 {
             b.refill()?;
-            pre_lens[usize::from(PRE_ORDER[18])] = b.take(3) as u8;
+            packed |= u64::from(b.take(3)) << (3 * 18);
         }
-        let pre_bits = build_table::<PRE_ROOT, { 1 << PRE_ROOT }>(
-            &census(&pre_lens, &mut t.by_len, &PRE_RESULTS),
+        // Sorted by length, counting in one register (8 bits per length 0-7; at most 19
+        // symbols) rather than in memory, where a run of equal lengths (often zeros) would
+        // wait on the store of each count before the next.
+        let mut packed_counts = 0u64;
+        for (sym, &shift) in PRE_SHIFT.iter().enumerate() {
+            let len = (packed >> shift) as usize & 7;
+            let at = (packed_counts >> (8 * len)) as usize & 0xff;
+            t.by_len[len][at] = sym as u16;
+            packed_counts += 1 << (8 * len);
+        }
+        let counts: [u16; 16] = std::array::from_fn(|len| match len {
+            0..8 => (packed_counts >> (8 * len)) as u16 & 0xff,
+            _ => 0,
+        });
+        let mut pre_bits = build_table::<PRE_ROOT, { 1 << PRE_ROOT }>(
+            &Sorted {
+                rows: &t.by_len,
+                first: [0; 16],
+                counts,
+                results: &PRE_RESULTS,
+                base: 0,
+            },
             &mut t.pre,
             Kind::Precode,
         )
         .map_err(InflateError::Invalid)?;
-        // At most PRE_ROOT bits; the second mask lets the compiler drop the bounds check.
-        let pre_mask = ((1usize << pre_bits) - 1) & ((1 << PRE_ROOT) - 1);
+        // Widened to the full PRE_ROOT bits (a few small copies), the table takes a constant
+        // mask: one register fewer in the loop below.
+        while pre_bits < PRE_ROOT {
+            double(&mut t.pre, 1 << pre_bits);
+            pre_bits += 1;
+        }
 
         // The lengths of both codes form one sequence (a repeat may cross from one to the
-        // other). Alongside the lengths, file each symbol under its length (`by_len`), which
-        // both counts the lengths and sorts the symbols into canonical order for
-        // `build_table`, with no second pass over them. The bit reader lives in locals for
-        // this loop.
+        // other). It is read in three stretches: up to symbol 256, whose length is then the
+        // last one read; up to the last literal/length symbol, where `places` is noted (less
+        // the distance symbols of a repeat that crossed over); and up to the end.
         let n = nlit + ndist;
-        let lens = &mut t.lens[..n];
-        // Each length's next free place in `by_len`, seen as one flat array: filing a symbol
-        // is a store and an increment. Lengths of both codes are counted together here (a
-        // row's count is how far its place moved); the distance code's few are counted (and
-        // subtracted) afterwards. Symbols of length 0 are filed too (row 0, never read): that
-        // is cheaper than a branch.
-        let flat = t.by_len.as_flattened_mut();
-        let mut places: [u16; 16] = std::array::from_fn(|len| (len * 512) as u16);
-        let input = b.input;
-        let (mut pos, mut bitbuf, mut cnt) = (b.pos, b.buf, b.cnt);
-        let mut i = 0;
-        let result = loop {
-            if i >= n {
-                break Ok(());
-            }
-            if cnt < 14 {
-                match refill_tail_or_fast(input, pos, bitbuf, cnt) {
-                    Ok(r) => (pos, bitbuf, cnt) = r,
-                    Err(e) => break Err(e),
-                }
-            }
-            let e = t.pre[bitbuf as usize & pre_mask];
-            let len = e & 0xff;
-            bitbuf >>= len;
-            cnt -= len;
-            let sym = (e >> 16) as u8;
-            if sym < 16 {
-                lens[i] = sym;
-                let place = &mut places[usize::from(sym)];
-                flat[usize::from(*place) & (16 * 512 - 1)] = i as u16;
-                *place += 1;
-                i += 1;
-                continue;
-            }
-            let (value, extra, add) = match sym {
-                16 => {
-                    // Repeat the previous length 3-6 times.
-                    let Some(&prev) = i.checked_sub(1).and_then(|p| lens.get(p)) else {
-                        break Err(InflateError::Invalid(
-                            "code length repeat with no previous length",
-                        ));
-                    };
-                    (prev, 2, 3)
-                }
-                17 => (0, 3, 3),
-                _ => (0, 7, 11),
-            };
-            let count = add + (bitbuf & ((1 << extra) - 1)) as usize;
-            bitbuf >>= extra;
-            cnt -= extra;
-            let Some(run) = lens.get_mut(i..i + count) else {
-                break Err(InflateError::Invalid(
-                    "code length repeat past the last code",
-                ));
-            };
-            run.fill(value);
-            if value != 0 {
-                let place = &mut places[usize::from(value & 15)];
-                for j in i..i + count {
-                    flat[usize::from(*place) & (16 * 512 - 1)] = j as u16;
-                    *place += 1;
-                }
-            }
-            i += count;
+        let mut r = Lengths {
+            bits: Bits { ..*b },
+            i: 0,
+            places: std::array::from_fn(|len| (len * 512) as u16),
         };
-        (b.pos, b.buf, b.cnt) = (pos, bitbuf, cnt);
-        result?;
-        let by_len = &t.by_len;
-        let counts: [u16; 16] =
-            std::array::from_fn(|len| places[len].wrapping_sub((len * 512) as u16));
-
-        let dist_lens = &lens[nlit..];
-        let mut dist_counts = [0u16; 16];
-        for &l in dist_lens {
-            dist_counts[usize::from(l & 15)] += 1;
-        }
+        let by_len = &mut t.by_len;
+        let result = r.read(&t.pre, by_len, n, 257).and_then(|()| {
+            // The last length read covers symbol 256.
+            let eob_len = r.last_len(by_len.as_flattened(), r.i).unwrap_or(0);
+            r.read(&t.pre, by_len, n, nlit)?;
+            // The last length read covers symbol nlit - 1, and perhaps distance symbols.
+            let mut lit_places = r.places;
+            let last = r.last_len(by_len.as_flattened(), r.i).unwrap_or(0);
+            let p = &mut lit_places[last & 15];
+            *p = p.wrapping_sub((r.i - nlit) as u16);
+            r.read(&t.pre, by_len, n, n)?;
+            Ok((eob_len, lit_places))
+        });
+        (b.pos, b.buf, b.cnt) = (r.bits.pos, r.bits.buf, r.bits.cnt);
+        let (eob_len, lit_places) = result?;
+        let places = r.places;
         // RFC 1951 §3.2.5: every block ends with code 256, so it must have a code.
-        if lens[256] == 0 {
+        if eob_len == 0 {
             return Err(InflateError::Invalid(
                 "invalid code lengths (no end-of-block code)",
             ));
         }
+        let by_len = &t.by_len;
         // Each row holds the literal/length symbols first, then the distance symbols.
         let mut lit_counts = [0u16; 16];
+        let mut dist_counts = [0u16; 16];
         for len in 1..16 {
-            lit_counts[len] = counts[len].wrapping_sub(dist_counts[len]);
+            let row = (len * 512) as u16;
+            lit_counts[len] = lit_places[len].wrapping_sub(row);
+            dist_counts[len] = places[len].wrapping_sub(lit_places[len]);
         }
         let lit_bits = build_table::<LIT_ROOT, LIT_ENOUGH>(
             &Sorted {
@@ -1166,4 +1296,140 @@ fn resize_within(out: &mut Vec<u8>, len: usize) {
         out.reserve_exact(len - out.len());
     }
     out.resize(len, 0);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writes a raw DEFLATE stream bit by bit (RFC 1951 §3.1.1).
+    #[derive(Default)]
+    struct Writer {
+        out: Vec<u8>,
+        acc: u64,
+        n: u32,
+    }
+
+    impl Writer {
+        fn bits(&mut self, value: u32, n: u32) {
+            self.acc |= u64::from(value) << self.n;
+            self.n += n;
+            while self.n >= 8 {
+                self.out.push(self.acc as u8);
+                self.acc >>= 8;
+                self.n -= 8;
+            }
+        }
+
+        /// A Huffman code, most significant bit first.
+        fn code(&mut self, code: u32, len: u32) {
+            self.bits(code.reverse_bits() >> (32 - len), len);
+        }
+
+        fn finish(mut self) -> Vec<u8> {
+            if self.n > 0 {
+                self.out.push(self.acc as u8);
+            }
+            self.out
+        }
+    }
+
+    /// zlib's verdict on a raw stream: its output, or `None` when it rejects it.
+    fn zlib(stream: &[u8]) -> Option<Vec<u8>> {
+        let mut d = flate2::Decompress::new(false);
+        let mut out = Vec::with_capacity(1024);
+        match d.decompress_vec(stream, &mut out, flate2::FlushDecompress::Finish) {
+            Ok(flate2::Status::StreamEnd) => Some(out),
+            _ => None,
+        }
+    }
+
+    /// One final dynamic block with 258 literal/length and 4 distance codes whose lengths are
+    /// sent as `lengths` (code-length symbols with their extra bits), under a code-length
+    /// code giving 1, 2 and 16 two bits and 17 and 18 three; then `data` as (code, length).
+    fn block(lengths: &[(u32, u32)], data: &[(u32, u32)]) -> Vec<u8> {
+        let mut w = Writer::default();
+        w.bits(1, 1);
+        w.bits(2, 2);
+        w.bits(258 - 257, 5);
+        w.bits(4 - 1, 5);
+        w.bits(18 - 4, 4); // up to symbol 1, the 18th in PRE_ORDER
+        for &sym in &PRE_ORDER[..18] {
+            let len = match sym {
+                1 | 2 | 16 => 2,
+                17 | 18 => 3,
+                _ => 0,
+            };
+            w.bits(len, 3);
+        }
+        for &(sym, extra) in lengths {
+            // Canonical: 1, 2, 16 → 00, 01, 10; 17, 18 → 110, 111.
+            let (code, len, extra_bits) = match sym {
+                1 => (0b00, 2, 0),
+                2 => (0b01, 2, 0),
+                16 => (0b10, 2, 2),
+                17 => (0b110, 3, 3),
+                _ => (0b111, 3, 7),
+            };
+            w.code(code, len);
+            w.bits(extra, extra_bits);
+        }
+        for &(code, len) in data {
+            w.code(code, len);
+        }
+        w.finish()
+    }
+
+    /// Zeros for symbols 0-96 sent as 17, 16 (repeating a zero) and 18, so each kind of
+    /// repeat is read.
+    const ZEROS_TO_97: [(u32, u32); 3] = [(17, 10 - 3), (16, 6 - 3), (18, 81 - 11)];
+
+    #[test]
+    fn code_length_repeats_cross_into_the_distance_code() {
+        // 'a' (97) has 1 bit, 256 and 257 two; the four distance codes two bits each, the
+        // last three of them sent by the 16 that repeats 257's length.
+        let mut lengths = ZEROS_TO_97.to_vec();
+        lengths.extend([(1, 0), (18, 138 - 11), (18, 20 - 11), (2, 0), (16, 5 - 3)]);
+        // "aaa", then length 3 (257) at distance 1 (distance code 0), then end of block.
+        let data = [(0, 1), (0, 1), (0, 1), (0b11, 2), (0b00, 2), (0b10, 2)];
+        let stream = block(&lengths, &data);
+        let mut out = Vec::new();
+        assert_eq!(inflate(&stream, &mut out, 1 << 16), Ok(stream.len()));
+        assert_eq!(out, b"aaaaaa");
+        assert_eq!(zlib(&stream).as_deref(), Some(&b"aaaaaa"[..]));
+    }
+
+    #[test]
+    fn a_zero_run_over_symbol_256_leaves_no_end_of_block_code() {
+        // 'a' and 257 one bit each (a complete code), 256 inside a run of zeros.
+        let mut lengths = ZEROS_TO_97.to_vec();
+        lengths.extend([
+            (1, 0),
+            (18, 138 - 11),
+            (18, 21 - 11),
+            (1, 0),
+            (2, 0),
+            (16, 3 - 3),
+        ]);
+        let stream = block(&lengths, &[]);
+        assert_eq!(
+            inflate(&stream, &mut Vec::new(), 1 << 16),
+            Err(InflateError::Invalid(
+                "invalid code lengths (no end-of-block code)"
+            ))
+        );
+        assert_eq!(zlib(&stream), None);
+    }
+
+    #[test]
+    fn a_first_code_length_repeat_has_nothing_to_repeat() {
+        let stream = block(&[(16, 0)], &[]);
+        assert_eq!(
+            inflate(&stream, &mut Vec::new(), 1 << 16),
+            Err(InflateError::Invalid(
+                "code length repeat with no previous length"
+            ))
+        );
+        assert_eq!(zlib(&stream), None);
+    }
 }
