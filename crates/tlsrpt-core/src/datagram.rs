@@ -449,10 +449,7 @@ impl<'a> DatagramPolicy<'a> {
     pub fn to_policy(&self, report_domain: &str) -> Policy {
         let policy_domain = match &self.policy_domain {
             None => report_domain.to_owned(),
-            Some(pd) => {
-                let pd = pd.to_cow();
-                domain::normalize(&pd).unwrap_or_else(|_| pd.into_owned())
-            }
+            Some(pd) => domain::normalize_or_keep(&pd.to_cow()),
         };
         let mut policy_string: Vec<String> = self
             .policy_strings
@@ -550,10 +547,9 @@ impl<'a> DatagramFailure<'a> {
             // REQUIREMENTS JSON-23 (REC): A-labels, lower case, no trailing dot, so `MX1.example.`
             // and `mx1.example` count as one host; a name that is not a valid domain is kept as
             // sent.
-            receiving_mx_hostname: self.receiving_mx_hostname.map(|h| {
-                let h = h.to_cow();
-                domain::normalize(&h).unwrap_or_else(|_| h.into_owned())
-            }),
+            receiving_mx_hostname: self
+                .receiving_mx_hostname
+                .map(|h| domain::normalize_or_keep(&h.to_cow())),
             receiving_mx_helo: helo,
             receiving_ip: self.receiving_ip.map(|s| s.to_string_value()),
             failed_session_count: 0,

@@ -68,6 +68,20 @@ pub enum DomainError {
     Idna(String),
 }
 
+/// [`normalize`]d when `input` is a valid domain, else `input` exactly as written: for a name
+/// taken from outside (a datagram, a report) that must be compared or counted under one
+/// spelling when it can be, and must never be lost or invented when it cannot.
+///
+/// ```
+/// use tlsrpt_core::domain::normalize_or_keep;
+/// assert_eq!(normalize_or_keep("MX1.Example.COM."), "mx1.example.com");
+/// assert_eq!(normalize_or_keep("bücher.example"), "xn--bcher-kva.example");
+/// assert_eq!(normalize_or_keep("not a domain"), "not a domain");
+/// ```
+pub fn normalize_or_keep(input: &str) -> String {
+    normalize(input).unwrap_or_else(|_| input.to_owned())
+}
+
 /// Normalises a domain name: lower case, one trailing dot removed, U-labels turned into
 /// A-labels (UTS #46 via the `idna` crate), and RFC 1035 length limits checked.
 ///

@@ -192,11 +192,12 @@ impl Pipeline {
                 limits,
                 dkim,
                 senders: SenderLimiter::new(options.sender_limits),
-                // Compared with policy domains as lower case without a trailing dot.
+                // Compared with policy domains in one spelling (lower-case A-labels, no
+                // trailing dot), as the config loader also checks them.
                 our_domains: options
                     .our_domains
                     .iter()
-                    .map(|d| d.trim().trim_end_matches('.').to_ascii_lowercase())
+                    .map(|d| tlsrpt_core::domain::normalize_or_keep(d.trim()))
                     .filter(|d| !d.is_empty())
                     .collect(),
             }),
@@ -414,7 +415,8 @@ fn classify_domains(report: &Report, ours: &[String]) -> (usize, Vec<(usize, Str
         let Some(d) = p.policy.policy_domain.as_deref() else {
             continue;
         };
-        let d = d.trim_end_matches('.').to_ascii_lowercase();
+        // U-labels (a JSON-17 deviation), upper case or a trailing dot still name our domain.
+        let d = tlsrpt_core::domain::normalize_or_keep(d);
         let is_ours = ours.iter().any(|o| {
             d == *o
                 || (d.len() > o.len()

@@ -569,7 +569,11 @@ async fn locked_store_is_unavailable_so_the_sender_retries() {
 /// A pipeline whose own domains are example.net and example.org.
 async fn ours_pipeline() -> (Pipeline, tempfile::TempDir) {
     let options = tlsrpt_receiver::pipeline::PipelineOptions {
-        our_domains: vec!["example.net".into(), "Example.ORG.".into()],
+        our_domains: vec![
+            "example.net".into(),
+            "Example.ORG.".into(),
+            "bücher.example".into(),
+        ],
         ..Default::default()
     };
     common::pipeline_with(None, DkimPolicy::Off, options).await
@@ -599,6 +603,9 @@ async fn rcv_10_http_07_reports_for_other_domains_are_kept_as_rejected() {
         ("a", "example.net"),
         ("b", "mx1.Example.ORG"),
         ("c", "example.net."),
+        // U-labels (a JSON-17 deviation) and A-labels name the same domain, either way round.
+        ("c2", "xn--bcher-kva.example"),
+        ("c3", "mx.BÜCHER.example"),
     ] {
         let got = p.ingest(https(&report_for(id, &[d]), json)).await.unwrap();
         assert!(matches!(got, Accepted::Stored { .. }), "{d}: {got:?}");
