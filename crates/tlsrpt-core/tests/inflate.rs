@@ -1002,3 +1002,97 @@ fn inflate_reuse_gives_each_stream_its_own_output_in_one_buffer() {
     let (_, n) = inflate_reuse(&deflate(&texts[1], 9), &mut scratch, 700, CAP).unwrap();
     assert_eq!(&scratch[..n], &texts[1][..]);
 }
+
+// --- Code-length sequences (RFC 1951 §3.2.7) -------------------------------------------------
+
+/// Order in which the code-length code's lengths are sent (RFC 1951 §3.2.7).
+const PRE_ORDER: [u32; 19] = [
+    16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15,
+];
+
+/// One final dynamic block with 258 literal/length and 4 distance codes whose lengths are
+/// sent as `lengths` (code-length symbols with their extra bits), under a code-length code
+/// giving 1, 2 and 16 two bits and 17 and 18 three; then `data` as (code, length).
+fn lengths_block(lengths: &[(u32, u32)], data: &[(u32, u32)]) -> Vec<u8> {
+    let mut w = BitWriter::default();
+    w.bits(1, 1);
+    w.bits(2, 2);
+    w.bits(258 - 257, 5);
+    w.bits(4 - 1, 5);
+    w.bits(18 - 4, 4); // up to symbol 1, the 18th in PRE_ORDER
+    for &sym in &PRE_ORDER[..18] {
+        let len = match sym {
+            1 | 2 | 16 => 2,
+            17 | 18 => 3,
+            _ => 0,
+        };
+        w.bits(len, 3);
+    }
+    for &(sym, extra) in lengths {
+        // Canonical: 1, 2, 16 → 00, 01, 10; 17, 18 → 110, 111.
+        let (code, len, extra_bits) = match sym {
+            1 => (0b00, 2, 0),
+            2 => (0b01, 2, 0),
+            16 => (0b10, 2, 2),
+            17 => (0b110, 3, 3),
+            _ => (0b111, 3, 7),
+        };
+        w.code(code, len);
+        w.bits(extra, extra_bits);
+    }
+    for &(code, len) in data {
+        w.code(code, len);
+    }
+    w.finish()
+}
+
+/// Zeros for symbols 0-96 sent as 17, 16 (repeating a zero) and 18, so each kind of repeat is
+/// read.
+const ZEROS_TO_97: [(u32, u32); 3] = [(17, 10 - 3), (16, 6 - 3), (18, 81 - 11)];
+
+#[test]
+fn code_length_repeats_cross_into_the_distance_code() {
+    // 'a' (97) has 1 bit, 256 and 257 two; the four distance codes two bits each, the last
+    // three of them sent by the 16 that repeats 257's length.
+    let mut lengths = ZEROS_TO_97.to_vec();
+    lengths.extend([(1, 0), (18, 138 - 11), (18, 20 - 11), (2, 0), (16, 5 - 3)]);
+    // "aaa", then length 3 (257) at distance 1 (distance code 0), then end of block.
+    let data = [(0, 1), (0, 1), (0, 1), (0b11, 2), (0b00, 2), (0b10, 2)];
+    let stream = lengths_block(&lengths, &data);
+    assert_eq!(ours(&stream), Ok((b"aaaaaa".to_vec(), stream.len())));
+    assert_eq!(reference(&stream), Some((b"aaaaaa".to_vec(), stream.len())));
+}
+
+#[test]
+fn a_zero_run_over_symbol_256_leaves_no_end_of_block_code() {
+    // 'a' and 257 one bit each (a complete code), 256 inside a run of zeros.
+    let mut lengths = ZEROS_TO_97.to_vec();
+    lengths.extend([
+        (1, 0),
+        (18, 138 - 11),
+        (18, 21 - 11),
+        (1, 0),
+        (2, 0),
+        (16, 3 - 3),
+    ]);
+    let stream = lengths_block(&lengths, &[]);
+    assert_eq!(
+        ours(&stream),
+        Err(InflateError::Invalid(
+            "invalid code lengths (no end-of-block code)"
+        ))
+    );
+    assert_eq!(reference(&stream), None);
+}
+
+#[test]
+fn a_first_code_length_repeat_has_nothing_to_repeat() {
+    let stream = lengths_block(&[(16, 0)], &[]);
+    assert_eq!(
+        ours(&stream),
+        Err(InflateError::Invalid(
+            "code length repeat with no previous length"
+        ))
+    );
+    assert_eq!(reference(&stream), None);
+}
