@@ -113,8 +113,13 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
         self.capacity <= 0.0
     }
 
-    /// Counts one request under `key` at `now`.
-    pub fn check_key(&self, key: &K, now: Instant) -> Decision {
+    /// Counts one request under `key` at `now`. `key` may be a borrowed form of the key type
+    /// (`&str` for `String` keys), so a client already tracked costs no allocation.
+    pub fn check_key<Q>(&self, key: &Q, now: Instant) -> Decision
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
         if self.is_disabled() {
             return Decision::Allow;
         }
@@ -138,7 +143,8 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
         }
         let mut b = Bucket::full(cap, now);
         let d = b.take(cap, rate, now);
-        st.buckets.insert(key.clone(), b);
+        // Only a client seen for the first time costs an owned key.
+        st.buckets.insert(key.to_owned(), b);
         d
     }
 

@@ -185,9 +185,7 @@ impl SenderLimiter {
             key: sender.to_owned(),
             retry_after_secs,
         };
-        if let Decision::Deny { retry_after_secs } =
-            self.per_submitter.check_key(&sender.to_owned(), now)
-        {
+        if let Decision::Deny { retry_after_secs } = self.per_submitter.check_key(sender, now) {
             return Err(limited(LimitKind::Submitter, retry_after_secs));
         }
         if !self.is_top_sender(sender)
