@@ -5,20 +5,10 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{gzip, pipeline};
+use common::{gzip, https, pipeline};
 use tlsrpt_receiver::dkim::DkimPolicy;
 use tlsrpt_receiver::pipeline::{Accepted, Intake, Pipeline, Rejected, Via};
 use tlsrpt_store::{ReceivedQuery, StatusFilter};
-
-fn https<'a>(bytes: &'a [u8], ct: &'a str) -> Intake<'a> {
-    Intake {
-        bytes,
-        via: Via::Https,
-        content_type: Some(ct),
-        content_encoding: None,
-        peer: Some([127, 0, 0, 1].into()),
-    }
-}
 
 /// A small valid report; `extra` is spliced into the first failure detail.
 fn report(id: &str, org: &str, detail: &str) -> String {

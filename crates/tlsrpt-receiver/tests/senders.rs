@@ -7,13 +7,13 @@ mod serverkit;
 
 use std::sync::Arc;
 
-use common::mail;
+use common::{https, mail};
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 use tlsrpt_core::read::Limits;
 use tlsrpt_receiver::dkim::{DkimPolicy, DkimVerifier};
 use tlsrpt_receiver::http::{self, HttpConfig};
-use tlsrpt_receiver::pipeline::{Accepted, Intake, Pipeline, PipelineOptions, Rejected, Via};
+use tlsrpt_receiver::pipeline::{Accepted, Pipeline, PipelineOptions, Rejected};
 use tlsrpt_receiver::senders::SenderLimits;
 use tlsrpt_store::{ReceivedQuery, StatusFilter, Store};
 
@@ -138,13 +138,7 @@ async fn sec_01_top_senders_keep_their_reserve_while_new_senders_flood() {
     ] {
         let body = report(contact, "Big", id);
         let got = history
-            .ingest(Intake {
-                bytes: &body,
-                via: Via::Https,
-                content_type: Some("application/tlsrpt+json"),
-                content_encoding: None,
-                peer: None,
-            })
+            .ingest(https(&body, "application/tlsrpt+json"))
             .await
             .unwrap();
         assert!(matches!(got, Accepted::Stored { .. }));
@@ -269,15 +263,7 @@ async fn sec_01_ingest_pipeline_has_no_sender_limits() {
     let p = Pipeline::new(store.clone(), Limits::default(), no_dkim());
     for i in 0..650 {
         let body = report("tlsrpt@sender.example", "Sender", &format!("bulk-{i}"));
-        let got = p
-            .ingest(Intake {
-                bytes: &body,
-                via: Via::Https,
-                content_type: Some("application/tlsrpt+json"),
-                content_encoding: None,
-                peer: None,
-            })
-            .await;
+        let got = p.ingest(https(&body, "application/tlsrpt+json")).await;
         assert!(matches!(got, Ok(Accepted::Stored { .. })), "{i}: {got:?}");
     }
 }

@@ -234,6 +234,17 @@ pub async fn pipeline_with(
     (p, dir)
 }
 
+/// An HTTPS intake of `bytes` with Content-Type `ct`, from the loopback address.
+pub fn https<'a>(bytes: &'a [u8], ct: &'a str) -> Intake<'a> {
+    Intake {
+        bytes,
+        via: Via::Https,
+        content_type: Some(ct),
+        content_encoding: None,
+        peer: Some([127, 0, 0, 1].into()),
+    }
+}
+
 /// A mail intake of `bytes` (a whole message).
 pub fn mail(bytes: &[u8]) -> Intake<'_> {
     Intake {
