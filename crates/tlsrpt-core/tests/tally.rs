@@ -326,7 +326,7 @@ fn json_23_json_28_mx_hostname_from_dns_and_reason_code_kept() {
     dg.policies.push(p);
     let mut t = Tally::new();
     add(&mut t, DAY, &dg.encode());
-    // The same host written as an MTA may have it from DNS (upper case, trailing dot) is the
+    // The same host spelled as DNS may hand it to the MTA (upper case, trailing dot) is the
     // same receiving-mx-hostname (the JSON-23 recommendation: lower case, no trailing dot).
     dg.policies[0].failure_details[0].receiving_mx_hostname = Some("MX1.Example.COM.".into());
     add(&mut t, DAY, &dg.encode());

@@ -7,7 +7,7 @@ mod serverkit;
 
 use std::sync::Arc;
 
-use common::{https, mail};
+use common::{https, mail, received_count};
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 use tlsrpt_core::read::Limits;
@@ -15,7 +15,7 @@ use tlsrpt_receiver::dkim::{DkimPolicy, DkimVerifier};
 use tlsrpt_receiver::http::{self, HttpConfig};
 use tlsrpt_receiver::pipeline::{Accepted, Pipeline, PipelineOptions, Rejected};
 use tlsrpt_receiver::senders::SenderLimits;
-use tlsrpt_store::{ReceivedQuery, StatusFilter, Store};
+use tlsrpt_store::Store;
 
 /// A report from `contact` (its contact-info) with this report-id.
 fn report(contact: &str, org: &str, report_id: &str) -> Vec<u8> {
@@ -72,17 +72,6 @@ async fn post(c: &reqwest::Client, url: &str, body: Vec<u8>) -> reqwest::Respons
         .unwrap()
 }
 
-async fn stored(store: &Store) -> usize {
-    store
-        .list_received(&ReceivedQuery {
-            status: StatusFilter::All,
-            ..ReceivedQuery::default()
-        })
-        .await
-        .unwrap()
-        .len()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sec_01_per_submitter_limit_answers_429_with_retry_after_and_stores_nothing() {
     let (store, _dir, _) = serverkit::temp_store().await;
@@ -122,7 +111,7 @@ async fn sec_01_per_submitter_limit_answers_429_with_retry_after_and_stores_noth
     // Another submitter is served.
     let r = post(&c, &url, report("tlsrpt@other.example", "Other", "o1")).await;
     assert_eq!(r.status(), StatusCode::CREATED);
-    assert_eq!(stored(&store).await, 4);
+    assert_eq!(received_count(&store).await, 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -179,7 +168,7 @@ async fn sec_01_top_senders_keep_their_reserve_while_new_senders_flood() {
         let body = report("smtp-tls-reporting@google.com", "Big", &format!("g{i}"));
         assert_eq!(post(&c, &url, body).await.status(), StatusCode::CREATED);
     }
-    assert_eq!(stored(&store).await, 4 + 2 + 6);
+    assert_eq!(received_count(&store).await, 4 + 2 + 6);
 }
 
 #[tokio::test]

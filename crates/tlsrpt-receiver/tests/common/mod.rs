@@ -234,6 +234,18 @@ pub async fn pipeline_with(
     (p, dir)
 }
 
+/// How many reports `store` holds, stored and rejected alike.
+pub async fn received_count(store: &Store) -> usize {
+    store
+        .list_received(&tlsrpt_store::ReceivedQuery {
+            status: tlsrpt_store::StatusFilter::All,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .len()
+}
+
 /// An HTTPS intake of `bytes` with Content-Type `ct`, from the loopback address.
 pub fn https<'a>(bytes: &'a [u8], ct: &'a str) -> Intake<'a> {
     Intake {
