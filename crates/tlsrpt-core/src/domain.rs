@@ -68,6 +68,23 @@ pub enum DomainError {
     Idna(String),
 }
 
+/// True when `name` is a proper subdomain of `parent` (`mx1.example.com` of `example.com`):
+/// it ends with `parent` after a dot and a non-empty rest. Both are compared as given, so pass
+/// them in one spelling (e.g. [`normalize`]d). No allocation: it runs per policy and per rule.
+///
+/// ```
+/// use tlsrpt_core::domain::is_subdomain_of;
+/// assert!(is_subdomain_of("mx1.example.com", "example.com"));
+/// assert!(!is_subdomain_of("example.com", "example.com"));
+/// assert!(!is_subdomain_of("notexample.com", "example.com"));
+/// assert!(!is_subdomain_of(".example.com", "example.com"));
+/// ```
+pub fn is_subdomain_of(name: &str, parent: &str) -> bool {
+    name.len() > parent.len() + 1
+        && name.ends_with(parent)
+        && name.as_bytes()[name.len() - parent.len() - 1] == b'.'
+}
+
 /// [`normalize`]d when `input` is a valid domain, else `input` exactly as written: for a name
 /// taken from outside (a datagram, a report) that must be compared or counted under one
 /// spelling when it can be, and must never be lost or invented when it cannot.

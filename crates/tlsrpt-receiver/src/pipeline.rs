@@ -254,7 +254,7 @@ impl Pipeline {
             });
         }
         let received_at = jiff::Timestamp::now();
-        let record = match intake.via {
+        let mut record = match intake.via {
             Via::Https => {
                 let reading = off_worker(intake.bytes.len(), || read_https(&intake, limits))?;
                 let sender = report_sender(None, &reading.report);
@@ -314,7 +314,6 @@ impl Pipeline {
                 }
             }
         };
-        let mut record = record;
         self.check_our_domains(&mut record);
         let status = record.status;
         let reason = record.reject_reason.clone();
@@ -417,12 +416,9 @@ fn classify_domains(report: &Report, ours: &[String]) -> (usize, Vec<(usize, Str
         };
         // U-labels (a JSON-17 deviation), upper case or a trailing dot still name our domain.
         let d = tlsrpt_core::domain::normalize_or_keep(d);
-        let is_ours = ours.iter().any(|o| {
-            d == *o
-                || (d.len() > o.len()
-                    && d.ends_with(o.as_str())
-                    && d.as_bytes()[d.len() - o.len() - 1] == b'.')
-        });
+        let is_ours = ours
+            .iter()
+            .any(|o| d == *o || tlsrpt_core::domain::is_subdomain_of(&d, o));
         if is_ours {
             mine += 1;
         } else {

@@ -22,6 +22,7 @@ use mail_auth::common::headers::HeaderWriter as _;
 use mail_auth::dkim::{Canonicalization, DkimSigner, Done};
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+use tlsrpt_core::domain;
 
 /// Header fields covered by our signatures (REQUIREMENTS MAIL-06, MAIL-11).
 pub const SIGNED_HEADERS: &[&str] = &[
@@ -211,7 +212,7 @@ impl Signer {
             .iter()
             .filter(|k| {
                 let d = k.domain.trim_end_matches('.').to_ascii_lowercase();
-                !(d == s || s.ends_with(&format!(".{d}")) || d.ends_with(&format!(".{s}")))
+                !(d == s || domain::is_subdomain_of(&s, &d) || domain::is_subdomain_of(&d, &s))
             })
             .map(|k| k.domain.clone())
             .collect()

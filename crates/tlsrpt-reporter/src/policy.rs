@@ -16,6 +16,7 @@
 //!   destination URI with the mail domain (or URL host) lower-cased.
 
 use jiff::{SignedDuration, Timestamp};
+use tlsrpt_core::domain;
 pub use tlsrpt_core::record::MAX_USABLE_RUA;
 
 use crate::deliver::{DeliveryError, Destination};
@@ -174,7 +175,7 @@ impl DestinationPolicy {
         let pd = normalize_domain(policy_domain);
         let hit = self.rules.iter().find(|(p, _)| match p {
             Pattern::Exact(d) => *d == pd,
-            Pattern::Subdomains(d) => pd.len() > d.len() + 1 && pd.ends_with(&format!(".{d}")),
+            Pattern::Subdomains(d) => domain::is_subdomain_of(&pd, d),
         });
         match hit {
             Some((p, Compiled::Suppress)) => Applied::Suppressed {
